@@ -1,0 +1,16 @@
+"""Corpora and encodings. The stage at the bottom: imports nothing from models/training/sampling."""
+import importlib
+
+from .notes import Score  # noqa: F401
+
+# Modules that register encodings (data.encoding names). Each new encoding module is added here.
+ENCODING_MODULES = ["timestep"]
+
+
+def _load_encodings() -> None:
+    for m in ENCODING_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{m}")
+        except ModuleNotFoundError as e:  # a module being written by another branch
+            if e.name != f"{__name__}.{m}":
+                raise

@@ -1,0 +1,228 @@
+"""Seed 000's time-step melody encoding.
+
+One symbol per 16th note (``step`` beats): a MIDI pitch number where a note starts, ``r`` where a rest
+starts, ``_`` while the previous note or rest is held. Songs are joined with ``/`` repeated
+``delimiter_length`` times (the seed repeats it sequence-length times). Songs are transposed to C major /
+A minor and kept only if every note duration is in the seed's set of acceptable durations.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import TunesmithError
+from .base import Codec, DataBundle, TensorData, WindowedStream, register_encoding
+from .corpora import load_corpus, split_by_piece
+from .notes import Score, transposition_to_c_or_a
+
+HOLD, REST, DELIM = "_", "r", "/"
+SEED_DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+
+
+def check_durations(score: Score, durations=SEED_DURATIONS, step: float = 0.25) -> str | None:
+    """None when the melody is acceptable, else the reason it is dropped."""
+    if len(score) == 0:
+        return "no notes"
+    bad = set(np.round(score.duration, 6).tolist()) - set(float(d) for d in durations)
+    if bad:
+        return f"note duration {min(bad):g} not in the accepted set"
+    grid = score.start / step
+    if not np.allclose(grid, np.round(grid), atol=1e-6):
+        return f"onsets off the {step:g}-beat grid"
+    return None
+
+
+def encode_score(score: Score, step: float = 0.25) -> list[str]:
+    """Melody -> symbols. Polyphony is reduced to the top voice; gaps become rests."""
+    mel = score.monophonic()
+    out: list[str] = []
+    t = 0  # current time in steps
+    for p, s, d in zip(mel.pitch, mel.start, mel.duration):
+        a = int(round(s / step))
+        n = max(1, int(round(d / step)))
+        if a > t:  # a rest fills the gap
+            out += [REST] + [HOLD] * (a - t - 1)
+        elif a < t:  # overlaps the previous (quantisation); cut the previous note
+            del out[a - t:]
+        out += [str(int(p))] + [HOLD] * (n - 1)
+        t = a + n
+    return out
+
+
+def decode_tokens(tokens, step: float = 0.25, tempo: float = 120.0) -> Score:
+    """Symbols -> Score. Stops at the first delimiter; a leading hold is read as a rest."""
+    pitch, start, dur = [], [], []
+    cur = None  # index into the note lists of the note being held, or None during a rest
+    t = 0
+    for tok in tokens:
+        tok = str(tok)
+        if tok == DELIM:
+            break
+        if tok == HOLD:
+            if cur is not None:
+                dur[cur] += step
+        elif tok == REST:
+            cur = None
+        else:
+            pitch.append(int(tok)); start.append(t * step); dur.append(step)
+            cur = len(pitch) - 1
+        t += 1
+    return Score.from_notes(zip(pitch, start, dur), tempo=tempo, end=t * step)
+
+
+class TimeStepCodec(Codec):
+    name = "timestep"
+
+    def __init__(self, vocab: list[str], step: float = 0.25, seq_len: int = 64, target: str = "all"):
+        self.target = target
+        self.vocab = list(vocab)
+        self.index = {s: i for i, s in enumerate(self.vocab)}
+        self.step, self.seq_len = float(step), int(seq_len)
+
+    @classmethod
+    def from_corpus(cls, songs: list[list[str]], step: float, seq_len: int, target: str = "all") -> "TimeStepCodec":
+        symbols = set(s for song in songs for s in song) | {DELIM, HOLD, REST}
+        pitches = sorted((s for s in symbols if s.isdigit()), key=int)
+        return cls([DELIM, HOLD, REST] + pitches, step, seq_len, target)
+
+    def state(self) -> dict[str, Any]:
+        return {"codec": self.name, "vocab": self.vocab, "step": self.step, "seq_len": self.seq_len,
+                "target": self.target}
+
+    @classmethod
+    def from_state(cls, state):
+        return cls(state["vocab"], state["step"], state["seq_len"], state.get("target", "all"))
+
+    def model_info(self) -> dict[str, Any]:
+        return {"vocab_size": len(self.vocab), "delimiter_id": self.index[DELIM], "target": self.target}
+
+    def encode(self, symbols) -> list[int]:
+        unknown = [s for s in symbols if s not in self.index]
+        if unknown:
+            pitches = [s for s in self.vocab if s.isdigit()]
+            raise TunesmithError(f"symbol {unknown[0]!r} is not in the vocabulary (pitches {pitches[0]}..{pitches[-1]}, "
+                                 f"'_' hold, 'r' rest, '/' end)")
+        return [self.index[s] for s in symbols]
+
+    def parse_primer(self, text: str) -> list[int]:
+        """A primer melody in the encoding's own text, e.g. ``"67 _ 67 _ 69 _ 67 _"``."""
+        return self.encode(str(text).split())
+
+    def decode(self, ids, tempo: float = 120.0) -> Score:
+        return decode_tokens([self.vocab[int(i)] for i in ids], self.step, tempo)
+
+
+def encode_corpus(scores: list[Score], step: float, durations, transpose: bool, verbose: bool = True):
+    """Filter, transpose and encode; report how many songs were kept and why the others were dropped."""
+    kept, reasons = [], Counter()
+    for sc in scores:
+        why = check_durations(sc, durations, step)
+        if why is not None:
+            reasons[why.split(" not in")[0].split(" off")[0] if "duration" in why else why] += 1
+            continue
+        if transpose:
+            sc = sc.transpose(transposition_to_c_or_a(sc.estimate_key()))
+        kept.append((sc, encode_score(sc, step)))
+    if verbose:
+        detail = "; ".join(f"{n} for {r}" for r, n in reasons.most_common()) or "none"
+        print(f"kept {len(kept)} of {len(scores)} songs (dropped {sum(reasons.values())}: {detail})",
+              file=sys.stderr, flush=True)
+    if not kept:
+        raise TunesmithError(f"no song passed the duration filter ({dict(reasons)}); "
+                             "set data.durations to the lengths your music uses")
+    return kept, reasons
+
+
+def _stream(songs: list[list[str]], codec: TimeStepCodec, delim_len: int) -> torch.Tensor:
+    ids: list[int] = []
+    d = codec.index[DELIM]
+    for s in songs:
+        ids += [d] * delim_len + codec.encode(s)
+    ids += [d] * delim_len
+    return torch.tensor(ids, dtype=torch.long)
+
+
+@register_encoding("timestep")
+def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 0.25,
+                   durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,
+                   split_seed: int = 0, target: str = "all", delimiter_length: int | None = None,
+                   max_songs: int | None = None) -> DataBundle:
+    """Seed 000's data. ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
+    ``target="last"`` is the seed's way: a window at every position, only its last token predicted."""
+    if target not in ("all", "last"):
+        raise TunesmithError(f"data.target must be 'all' or 'last', not {target!r}")
+    scores = load_corpus(dataset)
+    if max_songs:
+        scores = scores[:max_songs]
+    kept, reasons = encode_corpus(scores, step, durations, transpose)
+    train, val = split_by_piece(kept, val_fraction, split_seed)
+    codec = TimeStepCodec.from_corpus([s for _, s in kept], step, seq_len, target)
+    delim = seq_len if delimiter_length is None else int(delimiter_length)
+    train_stream = _stream([s for _, s in train], codec, delim)
+    stride = seq_len if target == "all" else 1
+    train_ds = WindowedStream(train_stream, seq_len + 1, stride)
+    val_ds = None
+    if val:
+        val_stream = _stream([s for _, s in val], codec, delim)
+        val_ds = WindowedStream(val_stream, min(seq_len + 1, len(val_stream)), seq_len if target == "all" else 1)
+    stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
+             "val_songs": len(val), "train_tokens": len(train_stream), "vocab_size": len(codec.vocab),
+             "target": target}
+    bundle = DataBundle(train_ds, val_ds, codec, stats, reference=[sc for sc, _ in val])
+    bundle.baseline = lambda: ngram_baseline(bundle)
+    return bundle
+
+
+def ngram_baseline(bundle: DataBundle, order: int = 5) -> dict[str, float]:
+    """Witten-Bell interpolated n-gram on the training stream, scored on the validation windows' targets
+    with the same masking as the LSTM (runs of delimiters ignored). Returns nats/step and accuracy."""
+    from collections import defaultdict
+
+    codec = bundle.codec
+    d = codec.index[DELIM]
+    train = bundle.train.stream.tolist()
+    V = len(codec.vocab)
+    counts = [defaultdict(Counter) for _ in range(order)]  # counts[k][context of length k][next]
+    for i in range(len(train)):
+        for k in range(order):
+            if i - k < 0:
+                break
+            counts[k][tuple(train[i - k:i])][train[i]] += 1
+
+    cache: dict = {}
+
+    def dist(ctx: tuple) -> np.ndarray:
+        if ctx in cache:
+            return cache[ctx]
+        p = np.full(V, 1.0 / V)
+        for k in range(0, len(ctx) + 1):
+            c = counts[k].get(ctx[len(ctx) - k:] if k else ())
+            if not c:
+                break
+            total, types = sum(c.values()), len(c)
+            ml = np.zeros(V)
+            for w, n in c.items():
+                ml[w] = n
+            lam = total / (total + types)
+            p = lam * ml / total + (1 - lam) * p
+        cache[ctx] = p
+        return p
+
+    if bundle.val is None:
+        return {}
+    nll, correct, n = 0.0, 0, 0
+    for w in bundle.val.batch(torch.arange(len(bundle.val)))["tokens"].tolist():
+        for t in range(1, len(w)):
+            if w[t] == d and w[t - 1] == d:
+                continue
+            ctx = tuple(w[max(0, t - order + 1):t])
+            p = dist(ctx)
+            nll -= float(np.log(p[w[t]]))
+            correct += int(np.argmax(p) == w[t])
+            n += 1
+    return {"val_loss": nll / max(n, 1), "val_acc": correct / max(n, 1), "order": order}

@@ -1,0 +1,40 @@
+"""Model families, one module each, registered by name (``model.name`` in a config)."""
+from __future__ import annotations
+
+import importlib
+
+from ..errors import TunesmithError
+from .base import MODELS, TunesmithModel, register_model  # noqa: F401
+
+# Modules that register models. Each new model family module is added here.
+MODEL_MODULES = ["melody_lstm"]
+
+
+def _load_models() -> None:
+    for m in MODEL_MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{m}")
+        except ModuleNotFoundError as e:  # a family being written in another branch
+            if e.name != f"{__name__}.{m}":
+                raise
+
+
+def get_model_class(name: str) -> type[TunesmithModel]:
+    _load_models()
+    if name not in MODELS:
+        raise TunesmithError(f"unknown model.name {name!r}; known: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def build_model(name: str, info: dict, **kwargs) -> TunesmithModel:
+    """Build a registered model from its config section plus the codec's ``model_info``."""
+    from ..data.base import check_kwargs
+
+    cls = get_model_class(name)
+    check_kwargs(cls.__init__, kwargs, "model")
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    extra = {k: v for k, v in info.items() if takes_all or k in params}
+    return cls(**extra, **kwargs)

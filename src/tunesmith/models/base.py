@@ -1,0 +1,63 @@
+"""The contract between models and the one trainer.
+
+A model is an ``nn.Module`` whose ``forward(batch, mode=..., step=...)`` returns a dict of scalar tensors with
+a ``"loss"`` entry (plus any metrics to log). Which modes it answers depends on its ``objective``:
+
+* ``"likelihood"`` and ``"variational"``: ``mode="loss"`` (training and validation; ``step`` lets a VAE
+  anneal its KL weight);
+* ``"adversarial"``: ``mode="critic"`` (critic/discriminator loss, gradient penalty included) and
+  ``mode="generator"``; the model has ``generator`` and ``critic`` sub-modules, each optimised on its own.
+
+Because everything goes through ``forward``, the trainer can wrap the whole model in
+``DistributedDataParallel`` for every objective.
+
+``generate(codec, n, **options)`` makes new pieces and returns a list of :class:`~tunesmith.data.Score`
+or of :class:`Audio`; ``sampling/`` writes them to files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+MODELS: dict[str, type["TunesmithModel"]] = {}
+
+
+def register_model(name: str):
+    def deco(cls):
+        MODELS[name] = cls
+        cls.registry_name = name
+        return cls
+    return deco
+
+
+@dataclass
+class Audio:
+    """A generated clip: mono float samples in [-1, 1]."""
+    samples: np.ndarray
+    sample_rate: int
+    label: str = ""
+
+
+class TunesmithModel(nn.Module):
+    objective: ClassVar[str] = "likelihood"
+    registry_name: ClassVar[str] = ""
+    #: options of ``tunesmith sample`` this family understands (others are rejected with a clear message)
+    sample_options: ClassVar[tuple[str, ...]] = ()
+
+    def forward(self, batch: dict[str, torch.Tensor], mode: str = "loss", step: int = 0) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def generate(self, codec, n: int, **options) -> list[Any]:
+        raise NotImplementedError
+
+    def on_checkpoint(self, train_data, run_dir) -> None:
+        """Called on rank 0 before each checkpoint is written (e.g. refresh buffers, write a PNG)."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device

@@ -1,0 +1,120 @@
+"""Seed 000's LSTM melody language model over time-step symbols.
+
+The seed's Keras model: one-hot input -> LSTM(256) -> Dropout(0.2) -> Dense(vocab, softmax), trained with
+sparse categorical cross-entropy on the last token of each 64-step window. Here the same network is
+trained on every position of each window (teacher forcing) unless ``data.target = "last"``, and sampling
+steps the LSTM state one token at a time instead of re-running the window per generated token.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TunesmithError
+from .base import TunesmithModel, register_model
+
+
+@register_model("melody_lstm")
+class MelodyLSTM(TunesmithModel):
+    objective = "likelihood"
+    sample_options = ("primer", "temperature", "top_k", "steps", "tempo")
+
+    def __init__(self, vocab_size: int, delimiter_id: int = 0, hidden: int = 256, layers: int = 1,
+                 dropout: float = 0.2, embed_dim: int = 0, target: str = "all", mask_delimiter_runs: bool = True):
+        super().__init__()
+        self.vocab_size, self.delimiter_id, self.target = vocab_size, delimiter_id, target
+        self.mask_delimiter_runs = mask_delimiter_runs
+        self.embed = nn.Embedding(vocab_size, embed_dim) if embed_dim else None  # 0 = one-hot, as the seed
+        self.lstm = nn.LSTM(embed_dim or vocab_size, hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden, vocab_size)
+
+    def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.embed is not None:
+            return self.embed(ids)
+        return F.one_hot(ids, self.vocab_size).float()
+
+    def logits(self, ids: torch.Tensor, state=None):
+        out, state = self.lstm(self._inputs(ids), state)
+        return self.head(self.drop(out)), state
+
+    def forward(self, batch, mode: str = "loss", step: int = 0):
+        tokens = batch["tokens"]
+        x, y = tokens[:, :-1], tokens[:, 1:]
+        if self.target == "last":  # the seed: one prediction per window
+            out, _ = self.lstm(self._inputs(x))
+            logits = self.head(self.drop(out[:, -1]))
+            y = y[:, -1]
+            loss = F.cross_entropy(logits.float(), y)
+            acc = (logits.argmax(-1) == y).float().mean()
+            return {"loss": loss, "acc": acc}
+        logits, _ = self.logits(x)
+        y = y.clone()
+        if self.mask_delimiter_runs:  # inside a run of '/' the next '/' is certain: do not count it
+            y[(x == self.delimiter_id) & (y == self.delimiter_id)] = -100
+        valid = y != -100
+        loss = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=-100)
+        acc = ((logits.argmax(-1) == y) & valid).sum() / valid.sum().clamp(min=1)
+        return {"loss": loss, "acc": acc}
+
+    # ----------------------------------------------------------------- sampling
+    @staticmethod
+    def pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator=None) -> torch.Tensor:
+        """Sample ids from logits (batch, vocab) with temperature and optional top-k."""
+        if temperature <= 0:
+            raise TunesmithError(f"temperature must be > 0, got {temperature}")
+        logits = logits.float() / temperature
+        if top_k:
+            kth = torch.topk(logits, min(int(top_k), logits.shape[-1]), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = torch.softmax(logits, -1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+    def _primed(self, codec, n: int, primer: str | None):
+        seq_len = codec.seq_len
+        primer_ids = codec.parse_primer(primer) if primer else []
+        start = torch.tensor([[self.delimiter_id] * seq_len + primer_ids] * n, device=self.device)
+        return start, primer_ids
+
+    @torch.no_grad()
+    def sample_ids(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                   top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
+        """N continuations in one batch, stepping the LSTM state token by token. Each stops at '/'."""
+        start, primer_ids = self._primed(codec, n, primer)
+        logits, state = self.logits(start)
+        last = logits[:, -1]
+        out = torch.empty(n, steps, dtype=torch.long, device=self.device)
+        for t in range(steps):
+            nxt = self.pick(last, temperature, top_k, generator)
+            out[:, t] = nxt
+            logits, state = self.logits(nxt[:, None], state)
+            last = logits[:, -1]
+        res = []
+        for row in out.tolist():
+            if self.delimiter_id in row:
+                row = row[: row.index(self.delimiter_id)]
+            res.append(primer_ids + row)
+        return res
+
+    @torch.no_grad()
+    def sample_ids_window(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                          top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
+        """The seed's way, for comparison: re-run the last ``seq_len`` tokens for every new token."""
+        seq, primer_ids = self._primed(codec, n, primer)
+        for _ in range(steps):
+            logits, _ = self.logits(seq[:, -codec.seq_len:])
+            seq = torch.cat([seq, self.pick(logits[:, -1], temperature, top_k, generator)[:, None]], 1)
+        res = []
+        for row in seq[:, codec.seq_len + len(primer_ids):].tolist():
+            if self.delimiter_id in row:
+                row = row[: row.index(self.delimiter_id)]
+            res.append(primer_ids + row)
+        return res
+
+    @torch.no_grad()
+    def generate(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                 top_k: int | None = None, steps: int = 256, tempo: float = 120.0, generator=None):
+        ids = self.sample_ids(codec, n, primer, temperature, top_k, steps, generator)
+        return [codec.decode(r, tempo=tempo) for r in ids]

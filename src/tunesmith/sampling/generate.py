@@ -1,0 +1,76 @@
+"""``tunesmith sample``: load a run directory, generate, write ``sample_000.mid`` (+ ``.wav``)."""
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.midi import write_midi
+from ..data.notes import Score
+from ..errors import TunesmithError
+from ..models.base import Audio
+from ..training.checkpoint import load_run
+from ..training.trainer import resolve_device
+from .render import render_midi, write_wav
+
+
+def generate(model, codec, n: int, seed: int | None = None, **options) -> list[Any]:
+    """Call the family's ``generate`` with the options it takes; reject the others with one line."""
+    if n < 1:
+        raise TunesmithError(f"--num must be >= 1, got {n}")
+    if options.get("temperature") is not None and options["temperature"] <= 0:
+        raise TunesmithError(f"--temperature must be > 0, got {options['temperature']}")
+    params = inspect.signature(model.generate).parameters
+    takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = [k for k in given if not takes_all and k not in params]
+    if unknown:
+        ok = [k for k in params if k not in ("codec", "n", "generator")]
+        raise TunesmithError(f"{type(model).__name__} does not take --{unknown[0].replace('_', '-')}; "
+                             f"it takes: {', '.join('--' + k.replace('_', '-') for k in ok)}")
+    gen = torch.Generator(device=model.device)
+    gen.manual_seed(int(seed) if seed is not None else int(torch.seed() % 2**31))
+    if seed is not None:
+        torch.manual_seed(int(seed))
+    return model.generate(codec, n, generator=gen, **given)
+
+
+def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "sample") -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, item in enumerate(items):
+        base = out_dir / f"{prefix}_{i:03d}"
+        if isinstance(item, Score):
+            mid = write_midi(item, base.with_suffix(".mid"))
+            paths.append(mid)
+            if wav:
+                paths.append(render_midi(mid, base.with_suffix(".wav")))
+        elif isinstance(item, Audio):
+            paths.append(write_wav(item.samples, item.sample_rate, base.with_suffix(".wav")))
+            try:
+                from .spectrogram_png import save_spectrogram_png
+
+                paths.append(save_spectrogram_png(item, base.with_suffix(".png")))
+            except ImportError:
+                pass
+        else:
+            raise TypeError(f"cannot write {type(item).__name__}")
+    return paths
+
+
+def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int = 4, wav: bool = False,
+               seed: int | None = None, device: str = "cpu", **options) -> list[Path]:
+    """Generate ``num`` pieces from a trained run. Unset options fall back to the config's [sample]."""
+    model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
+    defaults = dict(cfg.sample)
+    num = num if num is not None else defaults.pop("num", 4)
+    defaults.pop("num", None)
+    opts = {**defaults, **{k: v for k, v in options.items() if v is not None}}
+    items = generate(model, codec, num, seed=seed, **opts)
+    out = Path(out_dir) if out_dir else Path(run_dir) / "samples"
+    paths = write_outputs(items, out, wav=wav)
+    print(f"wrote {len(paths)} files to {out}", file=sys.stderr)
+    return paths
