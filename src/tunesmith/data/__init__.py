@@ -4,7 +4,12 @@ import importlib
 from .notes import Score  # noqa: F401
 
 # Modules that register encodings (data.encoding names). Each new encoding module is added here.
-ENCODING_MODULES = ["timestep"]
+ENCODING_MODULES = [
+    "timestep",                                    # seed 000 LSTM (foundation)
+    "gan_data", "tuples", "tokens", "chorale_roll",  # GANs (seeds 000, 001, 002, 004)
+    "pianoroll", "seq2seq_data",                   # autoencoders and seq2seq (seed 001)
+    "audio",                                       # spectrograms and waveforms (seed 003)
+]
 
 
 def _load_encodings() -> None:

@@ -147,6 +147,19 @@ def _stream(songs: list[list[str]], codec: TimeStepCodec, delim_len: int) -> tor
     return torch.tensor(ids, dtype=torch.long)
 
 
+def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: float = 0.25,
+                   transpose: bool = True, val_fraction: float = 0.1, split_seed: int = 0,
+                   max_songs: int | None = None, verbose: bool = True) -> tuple[list[Score], list[Score]]:
+    """The (train, validation) melodies exactly as the ``timestep`` encoding splits them (filtered,
+    transposed): evaluation uses the validation half as the held-out reference."""
+    scores = load_corpus(dataset)
+    if max_songs:
+        scores = scores[:max_songs]
+    kept, _ = encode_corpus(scores, step, durations, transpose, verbose)
+    train, val = split_by_piece([sc for sc, _ in kept], val_fraction, split_seed)
+    return train, val
+
+
 @register_encoding("timestep")
 def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 0.25,
                    durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,

@@ -7,7 +7,12 @@ from ..errors import TunesmithError
 from .base import MODELS, TunesmithModel, register_model  # noqa: F401
 
 # Modules that register models. Each new model family module is added here.
-MODEL_MODULES = ["melody_lstm"]
+MODEL_MODULES = [
+    "melody_lstm",                                                    # seed 000 LSTM
+    "gan_dense", "lstm_gan", "patchgan", "chorale_wgan", "gan_onehot",  # GANs
+    "autoencoder", "seq2seq",                                         # seed 001
+    "spec_gan", "spec_bilstm", "wavenet", "audio_cvae",               # seed 003 audio
+]
 
 
 def _load_models() -> None:
