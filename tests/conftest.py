@@ -1,0 +1,51 @@
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "tunesmith" / "numba"))
+
+TINY_LSTM = """
+name = "tiny_lstm"
+[data]
+encoding = "timestep"
+dataset = "essen-small"
+seq_len = 16
+val_fraction = 0.2
+[model]
+name = "melody_lstm"
+hidden = 32
+dropout = 0.0
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.01
+log_every = 5
+checkpoint_every = 1000
+seed = 0
+num_threads = 1
+[sample]
+temperature = 1.0
+steps = 32
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path) -> Path:
+    p = tmp_path / "tiny.toml"
+    p.write_text(textwrap.dedent(TINY_LSTM))
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A tiny melody LSTM trained for 60 steps (shared by sampling and CLI tests)."""
+    from tunesmith.training import train
+
+    d = tmp_path_factory.mktemp("runs")
+    cfg = d / "tiny.toml"
+    cfg.write_text(textwrap.dedent(TINY_LSTM))
+    train(cfg, d / "run", device="cpu", max_steps=60, progress=False)
+    return d / "run"
