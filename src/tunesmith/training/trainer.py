@@ -245,7 +245,7 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
                mininterval=0.5 if sys.stderr.isatty() else 10.0, file=sys.stderr)
     model.train()
     acc: dict[str, float] = {}
-    n_acc, last_val, stop_early, t0 = 0, {}, False, time.time()
+    n_acc, last_val, stop_early, t0, start_step = 0, {}, False, time.time(), step
     try:
         while step < total and not stop_early:
             epoch_before = stream.epoch
@@ -281,10 +281,13 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
         logger.close()
         raise TunesmithError(f"interrupted at step {step}; checkpoint saved: continue with --resume") from None
     bar.close()
+    loop_seconds = time.time() - t0
     if bundle.val is not None and val_step != step:
         last_val = validate() or last_val
     checkpoint(last_val)
-    summary: dict[str, Any] = {"steps": step, "seconds": round(time.time() - t0, 2), "val": last_val,
+    summary: dict[str, Any] = {"steps": step, "seconds": round(time.time() - t0, 2),
+                               "steps_per_second": round((step - start_step) / max(loop_seconds, 1e-9), 3),
+                               "val": last_val,
                                "data": bundle.stats, "checkpoint": str(out / "checkpoint")}
     if dd.main:
         if bundle.baseline is not None:

@@ -1,0 +1,148 @@
+"""Foundation benchmarks for the Essen LSTM (seed 000), each a ratio measured in one run:
+
+1. training steps/s: tunesmith's trainer vs a bare PyTorch loop over the same model and batches (goal >= 0.9);
+2. sampling 16 melodies x 512 steps: incremental LSTM state vs re-running the 64-step window (goal >= 20x);
+3. corpus load: cached vs first parse with music21;
+4. peak memory (max RSS) of training the paper config (goal < 2 GiB).
+
+Usage: python benchmarks/bench_lstm.py [--steps 300] [--corpus essen-erk] [--device cpu|cuda]
+Prints a table and writes benchmarks/results/lstm.json (or lstm_<device>.json).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "essen_lstm.toml"
+
+
+def bench_training(steps: int, device: str) -> dict:
+    from tunesmith.config import load_config
+    from tunesmith.data.base import build_data
+    from tunesmith.models import build_model
+    from tunesmith.training import train
+
+    cfg = load_config(CONFIG)
+    bundle = build_data(**cfg.data)
+    dev = torch.device(device)
+    # bare loop: same model, same batch size, same data, plain Adam
+    torch.manual_seed(0)
+    model = build_model("melody_lstm", bundle.codec.model_info(), hidden=256, dropout=0.2).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    perm = torch.randperm(len(bundle.train))
+    bs = cfg.train.batch_size
+    batches = [bundle.train.batch(perm[i * bs:(i + 1) * bs]) for i in range(len(perm) // bs)]
+    model.train()
+
+    def bare(n):
+        for i in range(n):
+            b = {k: v.to(dev) for k, v in batches[i % len(batches)].items()}
+            loss = model(b)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    bare(10)  # warm-up
+    t = time.perf_counter()
+    bare(steps)
+    bare_sps = steps / (time.perf_counter() - t)
+    with tempfile.TemporaryDirectory() as d:
+        s = train(CONFIG, Path(d) / "run", device=device, max_steps=steps, progress=False)
+    return {"bare_steps_per_s": bare_sps, "trainer_steps_per_s": s["steps_per_second"],
+            "ratio": s["steps_per_second"] / bare_sps, "tokens_per_step": bs * cfg.data["seq_len"]}
+
+
+def bench_sampling(device: str, n: int = 16, steps: int = 512) -> dict:
+    from tunesmith.config import load_config
+    from tunesmith.data.base import build_data
+    from tunesmith.models import build_model
+
+    cfg = load_config(CONFIG)
+    codec = build_data(**cfg.data).codec
+    torch.manual_seed(0)
+    model = build_model("melody_lstm", codec.model_info(), hidden=256, dropout=0.2).to(device).eval()
+    # an untrained model would stop at '/' at random; forbid stopping by masking '/' out of the head bias
+    with torch.no_grad():
+        model.head.bias[codec.index["/"]] = -1e9
+    out = {}
+    for name, fn in (("incremental", model.sample_ids), ("window", model.sample_ids_window)):
+        fn(codec, 2, primer="60 _", steps=8)
+        t = time.perf_counter()
+        ids = fn(codec, n, primer="60 _", steps=steps, generator=torch.Generator(device=device).manual_seed(0))
+        out[f"{name}_s"] = time.perf_counter() - t
+        assert all(len(r) == steps + 1 for r in ids)
+    out["speedup"] = out["window_s"] / out["incremental_s"]
+    return out
+
+
+def bench_corpus(corpus: str) -> dict:
+    code = ("import time,sys; from tunesmith.data.corpora import load_corpus; t=time.perf_counter(); "
+            f"s=load_corpus('{corpus}'); print(len(s), time.perf_counter()-t)")
+    with tempfile.TemporaryDirectory() as d:
+        env = {**os.environ, "TUNESMITH_CACHE": d}
+        first = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        second = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    n, t1 = first.stdout.split()
+    _, t2 = second.stdout.split()
+    return {"corpus": corpus, "pieces": int(n), "first_parse_s": float(t1), "cached_s": float(t2),
+            "speedup": float(t1) / float(t2)}
+
+
+def bench_memory(steps: int, device: str) -> dict:
+    code = (f"from tunesmith.training import train; import tempfile, resource; d=tempfile.mkdtemp(); "
+            f"train(r'{CONFIG}', d + '/run', device='{device}', max_steps={steps}, progress=False); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    kib = int(r.stdout.strip().splitlines()[-1])
+    return {"peak_rss_mib": kib / 1024, "steps": steps}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--corpus", default="essen-erk")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = ap.parse_args()
+    res = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "device": a.device,
+                       "cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                       "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None}}
+    res["training"] = bench_training(a.steps, a.device)
+    res["sampling"] = bench_sampling(a.device)
+    res["corpus"] = bench_corpus(a.corpus)
+    res["memory"] = bench_memory(min(a.steps, 200), a.device)
+    t, s, c, m = res["training"], res["sampling"], res["corpus"], res["memory"]
+    rows = [
+        ("training steps/s (batch 64 x 64)", f"bare loop {t['bare_steps_per_s']:.1f}", f"trainer {t['trainer_steps_per_s']:.1f}",
+         f"{t['ratio']:.2f}x", ">= 0.9"),
+        ("sampling 16 x 512 steps", f"window {s['window_s']:.2f} s", f"incremental {s['incremental_s']:.2f} s",
+         f"{s['speedup']:.1f}x", ">= 20"),
+        (f"corpus load ({c['corpus']}, {c['pieces']} pieces)", f"first parse {c['first_parse_s']:.1f} s",
+         f"cached {c['cached_s']:.2f} s", f"{c['speedup']:.0f}x", "~1 s cached"),
+        ("peak memory, paper config", "", f"{m['peak_rss_mib']:.0f} MiB", "", "< 2048 MiB"),
+    ]
+    print(f"device: {a.device} ({res['machine']['cpu_count']} CPUs, torch {torch.__version__})")
+    print(f"| {'benchmark':<40} | {'baseline':<22} | {'tunesmith':<22} | {'ratio':>7} | {'goal':<11} |")
+    print(f"|{'-' * 42}|{'-' * 24}|{'-' * 24}|{'-' * 9}|{'-' * 13}|")
+    for r in rows:
+        print(f"| {r[0]:<40} | {r[1]:<22} | {r[2]:<22} | {r[3]:>7} | {r[4]:<11} |")
+    out = ROOT / "benchmarks" / "results" / f"lstm_{a.device}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
