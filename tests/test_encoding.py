@@ -86,6 +86,7 @@ def test_empty_folder_is_an_error(tmp_path):
 
 
 def test_folder_goes_through_the_same_path(tmp_path):
+    """data.source = "path/to/folder": the user's own files, same filter and encoding."""
     from tunesmith.data.base import build_data
 
     folder = tmp_path / "mine"
@@ -95,6 +96,6 @@ def test_folder_goes_through_the_same_path(tmp_path):
         write_midi(Score.from_notes(notes), folder / f"t{i}.mid")
     (folder / "broken.mid").write_bytes(b"nope")
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
-        b = build_data("timestep", dataset=str(folder), seq_len=16, val_fraction=0.2, transpose=False)
+        b = build_data("timestep", source=str(folder), seq_len=16, val_fraction=0.2, transpose=False)
     assert b.stats["kept"] == 6 and b.stats["val_songs"] == 1
     assert set(b.codec.vocab) <= {"/", "_", "r", "60", "62", "64", "65", "67"}

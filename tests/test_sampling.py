@@ -86,3 +86,18 @@ def test_sample_run_writes_midi_and_wav(tiny_run, tmp_path):
         assert pm.instruments[0].notes[0].pitch == 60
         x, sr = sf.read(str(w))
         assert sr == 44100 and len(x) > sr * 0.2 and np.max(np.abs(x)) > 0.5
+
+
+def test_render_falls_back_to_numpy_synth_without_fluidsynth(tiny_run, tmp_path, monkeypatch):
+    import tunesmith.sampling.render as render
+
+    paths = sample_run(tiny_run, tmp_path / "o", num=1, seed=0, primer="60 _ _ _ 67 _ _ _")
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="FluidSynth"):
+        wav = render.render_midi(paths[0], tmp_path / "o" / "fallback.wav")
+    x, sr = sf.read(str(wav))
+    assert sr == 22050
+    # the first half second holds C4 (261.6 Hz): its spectrum peaks there
+    seg = x[: sr // 4]
+    f = np.fft.rfftfreq(len(seg), 1 / sr)[np.argmax(np.abs(np.fft.rfft(seg)))]
+    assert abs(f - 261.6) < 8

@@ -164,11 +164,12 @@ def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: f
 def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 0.25,
                    durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,
                    split_seed: int = 0, target: str = "all", delimiter_length: int | None = None,
-                   max_songs: int | None = None) -> DataBundle:
-    """Seed 000's data. ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
+                   max_songs: int | None = None, source: str | None = None) -> DataBundle:
+    """Seed 000's data (``source``, a folder of the user's own files, replaces ``dataset`` when given). ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
     ``target="last"`` is the seed's way: a window at every position, only its last token predicted."""
     if target not in ("all", "last"):
         raise TunesmithError(f"data.target must be 'all' or 'last', not {target!r}")
+    dataset = source or dataset
     scores = load_corpus(dataset)
     if max_songs:
         scores = scores[:max_songs]
