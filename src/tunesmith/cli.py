@@ -20,15 +20,24 @@ def cmd_datasets(a) -> None:
 
         builders.build(a.name, refresh=a.refresh)
         return
-    print(f"{'name':<16} {'cached':<7} description")
+    import pickle
+
+    print(f"{'name':<16} {'pieces':>7}  description")
     for name, c in CORPORA.items():
-        cached = any(cache_dir().glob(f"corpus-{name}-v*.pkl"))
-        print(f"{name:<16} {'yes' if cached else 'no':<7} {c.description}")
+        cached = sorted(cache_dir().glob(f"corpus-{name}-v*.pkl"))
+        size = "?"
+        if cached:
+            try:
+                with open(cached[-1], "rb") as f:
+                    size = str(len(pickle.load(f)))
+            except Exception:
+                pass
+        print(f"{name:<16} {size:>7}  {c.description}" + ("" if cached else " (parsed on first use)"))
     try:
         from .data import builders
 
         for name, desc in builders.BUILDABLE.items():
-            print(f"{name:<16} {'yes' if builders.is_built(name) else 'no':<7} {desc} "
+            print(f"{name:<16} {'built' if builders.is_built(name) else '-':>7}  {desc} "
                   f"(tunesmith datasets build {name})")
     except ImportError:
         pass
