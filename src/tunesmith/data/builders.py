@@ -1,0 +1,148 @@
+"""Datasets tunesmith makes itself (``tunesmith datasets build NAME``), offline, and caches.
+
+``nsynth-mini``: an NSynth-shaped set of single notes rendered with FluidSynth and the General MIDI
+soundfont: 7 instrument families x 12 pitches x 3 velocities = 252 clips of 4 s at 16 kHz, written in
+the NSynth layout (``examples.json`` + ``audio/NAME.wav``) under ``$TUNESMITH_CACHE/datasets/nsynth-mini``.
+Each family is rendered in one FluidSynth call (one note every 5 s) and cut into 4-s clips, so the
+whole build takes a few seconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TunesmithError
+from .corpora import cache_dir
+
+BUILD_VERSION = 1
+
+# family -> (NSynth family id, source, General MIDI program (0-based), lowest pitch)
+NSYNTH_MINI_FAMILIES: dict[str, tuple[int, str, int, int]] = {
+    "brass": (1, "acoustic", 56, 52),      # trumpet
+    "flute": (2, "acoustic", 73, 62),      # flute
+    "guitar": (3, "acoustic", 24, 45),     # nylon guitar
+    "keyboard": (4, "acoustic", 0, 48),    # acoustic grand piano
+    "organ": (6, "electronic", 16, 48),    # drawbar organ
+    "reed": (7, "acoustic", 65, 50),       # alto sax
+    "string": (8, "acoustic", 40, 55),     # violin
+}
+NSYNTH_MINI_PITCH_STEP = 2     # 12 pitches: low, low+2, ... low+22
+NSYNTH_MINI_PITCHES = 12
+NSYNTH_MINI_VELOCITIES = (50, 90, 127)
+NOTE_SECONDS, CLIP_SECONDS, SLOT_SECONDS, SAMPLE_RATE = 3.0, 4.0, 5.0, 16000
+
+BUILDABLE: dict[str, str] = {
+    "nsynth-mini": "252 NSynth-style 4-s notes (7 families x 12 pitches x 3 velocities), FluidSynth-rendered",
+}
+
+
+def dataset_dir(name: str) -> Path:
+    return cache_dir() / "datasets" / name
+
+
+def is_built(name: str) -> bool:
+    if name not in BUILDABLE:
+        return False
+    d = dataset_dir(name)
+    try:
+        meta = json.loads((d / "build.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return meta.get("version") == BUILD_VERSION and (d / "examples.json").is_file()
+
+
+def build(name: str, refresh: bool = False, verbose: bool = True) -> Path:
+    """Build a dataset into the cache (no-op when already built unless ``refresh``). Returns its folder."""
+    if name not in BUILDABLE:
+        raise TunesmithError(f"unknown buildable dataset {name!r}; known: {', '.join(sorted(BUILDABLE))}")
+    d = dataset_dir(name)
+    if is_built(name) and not refresh:
+        if verbose:
+            print(f"{name} is already built in {d} (use --refresh to rebuild)", file=sys.stderr)
+        return d
+    return _build_nsynth_mini(d, verbose)
+
+
+def _find_tools() -> tuple[str, str]:
+    exe = shutil.which("fluidsynth")
+    sf2 = None
+    env = os.environ.get("TUNESMITH_SOUNDFONT")
+    for p in ([env] if env else []) + ["/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+                                       "/usr/share/sounds/sf2/default-GM.sf2"]:
+        if p and Path(p).is_file():
+            sf2 = p
+            break
+    if not exe or not sf2:
+        raise TunesmithError("building nsynth-mini needs FluidSynth and a General MIDI soundfont: "
+                             "apt-get install -y --no-install-recommends fluidsynth timgm6mb-soundfont")
+    return exe, sf2
+
+
+def _build_nsynth_mini(d: Path, verbose: bool) -> Path:
+    import soundfile as sf
+
+    from .midi import write_midi
+    from .notes import Score
+
+    exe, sf2 = _find_tools()
+    t0 = time.time()
+    tmp = d.with_name(f".{d.name}.tmp{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "audio").mkdir(parents=True)
+    examples: dict[str, dict] = {}
+    note_id = 0
+    bpm = 60.0  # one beat = one second
+    for inst, (family, (fam_id, source, program, low)) in enumerate(NSYNTH_MINI_FAMILIES.items()):
+        pitches = [low + NSYNTH_MINI_PITCH_STEP * i for i in range(NSYNTH_MINI_PITCHES)]
+        slots = [(p, v) for p in pitches for v in NSYNTH_MINI_VELOCITIES]
+        notes = [(p, k * SLOT_SECONDS, NOTE_SECONDS, v) for k, (p, v) in enumerate(slots)]
+        score = Score.from_notes(notes, tempo=bpm, programs={0: program}, end=len(slots) * SLOT_SECONDS)
+        mid, wav = tmp / f"{family}.mid", tmp / f"{family}.wav"
+        write_midi(score, mid, tempo=bpm)
+        r = subprocess.run([exe, "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE), "-F", str(wav), sf2, str(mid)],
+                           capture_output=True, text=True, timeout=300)
+        if r.returncode != 0 or not wav.exists():
+            raise TunesmithError(f"fluidsynth failed rendering {family}: {(r.stderr or r.stdout).strip()[:120]}")
+        x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
+        x = x.mean(axis=1)
+        clip = int(CLIP_SECONDS * sr)
+        for k, (p, v) in enumerate(slots):
+            a = int(round(k * SLOT_SECONDS * sr))
+            seg = np.zeros(clip, np.float32)
+            part = x[a:a + clip]
+            seg[:len(part)] = part
+            peak = float(np.abs(seg).max())
+            if peak > 0:  # NSynth clips are normalised per note
+                seg = seg / peak * 0.9
+            name = f"{family}_{source}_{inst:03d}-{p:03d}-{v:03d}"
+            sf.write(str(tmp / "audio" / f"{name}.wav"), seg, sr, subtype="PCM_16")
+            examples[name] = {
+                "note": note_id, "note_str": name, "instrument": inst, "instrument_str": f"{family}_{source}_{inst:03d}",
+                "pitch": int(p), "velocity": int(v), "sample_rate": int(sr),
+                "instrument_family": fam_id, "instrument_family_str": family,
+                "instrument_source": {"acoustic": 0, "electronic": 1, "synthetic": 2}[source],
+                "instrument_source_str": source, "qualities": [0] * 10, "qualities_str": [],
+                "gm_program": program,
+            }
+            note_id += 1
+        mid.unlink()
+        wav.unlink()
+    (tmp / "examples.json").write_text(json.dumps(examples, indent=1))
+    (tmp / "build.json").write_text(json.dumps({"version": BUILD_VERSION, "soundfont": sf2, "clips": len(examples),
+                                                "seconds": round(time.time() - t0, 2)}))
+    if d.exists():
+        shutil.rmtree(d)
+    d.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, d)
+    if verbose:
+        print(f"built nsynth-mini: {len(examples)} clips ({len(NSYNTH_MINI_FAMILIES)} families) in {d} "
+              f"({time.time() - t0:.1f} s)", file=sys.stderr)
+    return d
