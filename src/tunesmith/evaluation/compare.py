@@ -105,7 +105,15 @@ class Density:
         if self.empty:
             return np.zeros_like(x)
         if self.kde is not None:
-            return self.kde(x)
+            # the same sum of Gaussians as gaussian_kde.evaluate, as one vectorised expression (faster in 1-D)
+            h = self.bandwidth
+            x = np.asarray(x, float)
+            out = np.empty(len(x))
+            step = max(1, 2_000_000 // max(1, len(self.values)))
+            for k in range(0, len(x), step):
+                z = (x[k:k + step, None] - self.values[None, :]) / h
+                out[k:k + step] = np.exp(-0.5 * z * z).sum(1)
+            return out / (len(self.values) * h * np.sqrt(2 * np.pi))
         return stats.norm.pdf(x, self.point, self.width)
 
 
@@ -138,7 +146,7 @@ def overlap_area(p: Density, q: Density, grid: np.ndarray | None = None) -> floa
     if p.empty or q.empty:
         return float("nan")
     grid = common_grid([p, q]) if grid is None else grid
-    return float(np.clip(np.trapezoid(np.minimum(p(grid), q(grid)), grid), 0.0, 1.0))
+    return overlap_from_values(p(grid), q(grid), grid)
 
 
 def kl_divergence(p: Density, q: Density, grid: np.ndarray | None = None, floor: float = 1e-10) -> float:
@@ -148,7 +156,14 @@ def kl_divergence(p: Density, q: Density, grid: np.ndarray | None = None, floor:
     if p.empty or q.empty:
         return float("nan")
     grid = common_grid([p, q]) if grid is None else grid
-    pv, qv = p(grid), q(grid)
+    return kl_from_values(p(grid), q(grid), grid, floor)
+
+
+def overlap_from_values(pv: np.ndarray, qv: np.ndarray, grid: np.ndarray) -> float:
+    return float(np.clip(np.trapezoid(np.minimum(pv, qv), grid), 0.0, 1.0))
+
+
+def kl_from_values(pv: np.ndarray, qv: np.ndarray, grid: np.ndarray, floor: float = 1e-10) -> float:
     zp, zq = np.trapezoid(pv, grid), np.trapezoid(qv, grid)
     if zp <= 0 or zq <= 0:
         return float("nan")
@@ -176,23 +191,30 @@ def compare_distances(name: str, intra_gen: np.ndarray, intra_ref: np.ndarray, i
     """KDEs of the three distance groups and their overlap areas / KL divergences."""
     dg, dr, di = (Density.fit(v, max_points, seed=s) for s, v in enumerate((intra_gen, intra_ref, inter)))
     grid = common_grid([dg, dr, di])
+    pg, pr, pi = dg(grid), dr(grid), di(grid)  # each density evaluated once
     fin = (lambda v: v[np.isfinite(v)])
     mean = (lambda v: float(np.mean(fin(v))) if len(fin(v)) else float("nan"))
+
+    def pair(a: Density, av: np.ndarray, b: Density, bv: np.ndarray) -> tuple[float, float]:
+        if a.empty or b.empty:
+            return float("nan"), float("nan")
+        return overlap_from_values(av, bv, grid), kl_from_values(av, bv, grid)
+
+    oa_r, kl_r = pair(dr, pr, di, pi)
+    oa_g, kl_g = pair(dg, pg, di, pi)
+    oa_d, kl_d = pair(dg, pg, dr, pr)
     st = {
         # headline: do generated pieces sit as close to the reference pieces as those sit to each other?
-        "overlap_ref_intra_vs_inter": overlap_area(dr, di, grid),
-        "kl_ref_intra_vs_inter": kl_divergence(dr, di, grid),
+        "overlap_ref_intra_vs_inter": oa_r, "kl_ref_intra_vs_inter": kl_r,
         # mgeval also reports the generated set's own intra-set vs inter-set
-        "overlap_gen_intra_vs_inter": overlap_area(dg, di, grid),
-        "kl_gen_intra_vs_inter": kl_divergence(dg, di, grid),
+        "overlap_gen_intra_vs_inter": oa_g, "kl_gen_intra_vs_inter": kl_g,
         # diversity (seed 000's KDE plots): is the generated set as varied as the reference?
-        "overlap_gen_intra_vs_ref_intra": overlap_area(dg, dr, grid),
-        "kl_gen_intra_vs_ref_intra": kl_divergence(dg, dr, grid),
+        "overlap_gen_intra_vs_ref_intra": oa_d, "kl_gen_intra_vs_ref_intra": kl_d,
         "mean_intra_gen": mean(intra_gen), "mean_intra_ref": mean(intra_ref), "mean_inter": mean(inter),
         "n_distances": [int(len(fin(intra_gen))), int(len(fin(intra_ref))), int(len(fin(inter)))],
         "degenerate": [d.degenerate for d in (dg, dr, di)],
     }
-    pdf = {"intra_gen": dg(grid), "intra_ref": dr(grid), "inter": di(grid)}
+    pdf = {"intra_gen": pg, "intra_ref": pr, "inter": pi}
     return FeatureComparison(name, intra_gen, intra_ref, inter, grid, pdf, st)
 
 
