@@ -32,7 +32,8 @@ def transition_heatmaps(gen: np.ndarray, ref: np.ndarray, labels: list[str], tit
     """Generated and reference transition matrices side by side, on the same colour scale, plus their
     difference. Rows: the earlier note; columns: the next note; each matrix sums to 1."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.8))
+    fig.subplots_adjust(wspace=0.5)
     vmax = max(float(gen.max()), float(ref.max()), 1e-9)
     diff = gen - ref
     dmax = max(float(np.abs(diff).max()), 1e-9)
