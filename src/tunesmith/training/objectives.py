@@ -94,21 +94,31 @@ class AdversarialObjective(Objective):
                                      cfg.lr_critic or cfg.lr, cfg.betas_critic or cfg.betas, cfg.weight_decay),
         }
 
+    def _update(self, net, model, opt, loss, params) -> torch.Tensor:
+        """As the base update, and returns the gradient norm (before clipping) for the logs."""
+        params = [p for p in params if p.requires_grad]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or float("inf"))
+        opt.step()
+        return norm
+
     def step(self, net, model, next_batch, step, device):
         logs: dict[str, torch.Tensor] = {}
         for _ in range(self.batches_per_step):
             with self.autocast(device):
                 d_out = net(next_batch(), mode="critic", step=step)
-            self._update(net, model, self.optimizers["critic"], d_out["loss"], model.critic.parameters())
+            d_norm = self._update(net, model, self.optimizers["critic"], d_out["loss"], model.critic.parameters())
             if self.cfg.clip_critic:
                 with torch.no_grad():
                     for p in model.critic.parameters():
                         p.clamp_(-self.cfg.clip_critic, self.cfg.clip_critic)
         with self.autocast(device):
             g_out = net(next_batch.last(), mode="generator", step=step)
-        self._update(net, model, self.optimizers["generator"], g_out["loss"], model.generator.parameters())
+        g_norm = self._update(net, model, self.optimizers["generator"], g_out["loss"], model.generator.parameters())
         logs.update({k if k.startswith("d_") else f"d_{k}": v for k, v in d_out.items()})
         logs.update({k if k.startswith("g_") else f"g_{k}": v for k, v in g_out.items()})
+        logs["d_grad_norm"], logs["g_grad_norm"] = d_norm, g_norm
         logs["loss"] = g_out["loss"]
         return logs
 

@@ -1,0 +1,58 @@
+"""Piano-roll pictures of generated pieces (used by the GANs' ``on_checkpoint`` and by the docs)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+TRACK_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def save_roll_grid(scores, path: str | Path, cols: int = 4, titles: list[str] | None = None,
+                   title: str = "") -> Path:
+    """A grid of piano rolls, one panel per :class:`~tunesmith.data.Score` (pitch over beats, one colour
+    per track). Written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PolyCollection
+
+    scores = list(scores)
+    n = max(1, len(scores))
+    cols = max(1, min(cols, n))
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(scores):
+            ax.axis("off")
+            continue
+        sc = scores[i]
+        if len(sc):
+            polys, colours = [], []
+            for p, s, d, t in zip(sc.pitch, sc.start, sc.duration, sc.track):
+                polys.append([(s, p - 0.45), (s + d, p - 0.45), (s + d, p + 0.45), (s, p + 0.45)])
+                colours.append(TRACK_COLOURS[int(t) % len(TRACK_COLOURS)])
+            ax.add_collection(PolyCollection(polys, facecolors=colours, edgecolors="none"))
+            lo, hi = int(sc.pitch.min()), int(sc.pitch.max())
+            ax.set_ylim(lo - 2, hi + 2)
+            ax.set_xlim(0, max(sc.length, 1e-3))
+            bar = sc.beats_per_bar
+            for b in np.arange(0, sc.length + 1e-9, bar):
+                ax.axvline(b, color="#cccccc", lw=0.5, zorder=0)
+        else:
+            ax.text(0.5, 0.5, "(empty)", ha="center", va="center", transform=ax.transAxes)
+        ax.tick_params(labelsize=6)
+        if titles and i < len(titles):
+            ax.set_title(titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
