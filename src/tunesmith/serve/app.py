@@ -1,0 +1,310 @@
+"""``tunesmith serve RUN...``: a FastAPI app and a static page to play with trained models in a browser.
+
+* The page (``static/``, shipped in the package) works offline: no CDN, all JavaScript is our own; audio
+  is synthesised in the browser with the WebAudio API from the notes the API returns.
+* The JSON API (documented at ``/docs``, schema at ``/openapi.json``):
+  ``GET /api/models``; ``POST /api/generate`` (notes of a new piece: VAE sliders / condition, LSTM
+  primer / temperature / steps, or plain sampling); ``POST /api/midi`` and ``POST /api/wav`` (the notes the
+  page is showing, as a file to download).
+* Safety: binds 127.0.0.1 unless told otherwise; every field is validated by its schema (slider count and
+  range, tempo, lengths, model names among those loaded); request bodies are capped at 256 KiB; no
+  request value is ever used as a path (WAV files are rendered in a fresh temporary folder); each model
+  has a lock and each request its own random generator, so concurrent requests never share state.
+"""
+from __future__ import annotations
+
+import inspect
+import ipaddress
+import math
+import re
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import TunesmithError
+
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 256 * 1024          # bytes per request
+MAX_NOTES = 20000              # notes per piece (generated or uploaded for MIDI/WAV)
+MAX_BEATS = 4096.0             # length of a piece in beats
+MAX_STEPS = 2000               # LSTM steps per request
+TEMPO_RANGE = (20.0, 300.0)
+SLIDER_LIMIT = 3.0
+NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class Entry:
+    name: str
+    run: str
+    model: Any
+    codec: Any
+    cfg: Any
+    meta: dict
+    kind: str
+    options: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _kind(model) -> tuple[str, dict]:
+    params = inspect.signature(model.generate).parameters
+    opts: dict[str, Any] = {}
+    if hasattr(model, "slider_z") and "sliders" in params:
+        opts["sliders"] = int(model.n_sliders)
+        opts["slider_range"] = SLIDER_LIMIT
+        return "vae", opts
+    if "primer" in params or "temperature" in params:
+        return "lstm", opts
+    return "generic", opts
+
+
+def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
+    from ..training.checkpoint import load_run
+
+    if not runs:
+        raise TunesmithError("give at least one run directory: tunesmith serve RUN [RUN...]")
+    entries: dict[str, Entry] = {}
+    for r in runs:
+        model, codec, cfg, meta = load_run(r, "cpu")
+        base = NAME_RE.sub("-", Path(r).resolve().name)[:40] or "model"
+        name, i = base, 2
+        while name in entries:
+            name, i = f"{base}-{i}", i + 1
+        kind, opts = _kind(model)
+        opts["family"] = cfg.model.get("name", "")
+        opts["labels"] = list(getattr(codec, "labels", []) or []) if getattr(model, "n_labels", 0) else []
+        sample = dict(cfg.sample)
+        if kind == "lstm":
+            opts["primer"] = str(sample.get("primer", ""))[:400]
+            opts["temperature"] = float(sample.get("temperature", 1.0))
+            opts["steps"] = int(min(sample.get("steps", 256), MAX_STEPS))
+        if kind == "vae":
+            opts["beats"] = float(codec.beats)
+            opts["threshold"] = float(codec.threshold)
+            opts["output"] = getattr(model, "output", "sigmoid")
+        opts["tempo"] = float(sample.get("tempo", getattr(codec, "tempo", 120.0)) or 120.0)
+        entries[name] = Entry(name, str(r), model, codec, cfg, meta, kind, opts)
+    return entries
+
+
+# ------------------------------------------------------------------------------------------ notes <-> JSON
+def score_to_json(score, tempo: float) -> dict:
+    s = score.sorted()
+    notes = [{"p": int(p), "s": round(float(a), 5), "d": round(float(d), 5), "v": int(v)}
+             for p, a, d, v in zip(s.pitch, s.start, s.duration, s.velocity)]
+    return {"notes": notes[:MAX_NOTES], "length": round(float(s.length), 5), "tempo": tempo,
+            "truncated": len(notes) > MAX_NOTES}
+
+
+# ------------------------------------------------------------------------------------------ request schemas
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerateRequest(Strict):
+    model: str = Field(description="name of a loaded model (see GET /api/models)", max_length=64)
+    sliders: Optional[list[float]] = Field(None, max_length=100,
+                                           description=f"VAE: slider values in standard deviations, "
+                                                       f"each in [-{SLIDER_LIMIT:g}, {SLIDER_LIMIT:g}]")
+    condition: Optional[str] = Field(None, max_length=64, description="conditional VAE: a label")
+    threshold: Optional[float] = Field(None, ge=0.01, le=0.99, description="VAE (sigmoid): note threshold")
+    primer: Optional[str] = Field(None, max_length=400, description="LSTM: primer melody in the encoding's text")
+    temperature: Optional[float] = Field(None, ge=0.05, le=5.0, description="LSTM: sampling temperature")
+    steps: Optional[int] = Field(None, ge=1, le=MAX_STEPS, description="LSTM: steps to generate")
+    seed: Optional[int] = Field(None, ge=0, le=2**31 - 1, description="random seed (reproducible output)")
+    tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1], description="quarter notes per minute")
+
+    @field_validator("sliders")
+    @classmethod
+    def _sliders(cls, v):
+        if v is not None:
+            for x in v:
+                if not math.isfinite(x) or abs(x) > SLIDER_LIMIT:
+                    raise ValueError(f"slider values must be finite and within +-{SLIDER_LIMIT:g}")
+        return v
+
+
+class Note(Strict):
+    p: int = Field(ge=0, le=127, description="MIDI pitch")
+    s: float = Field(ge=0, le=MAX_BEATS, description="onset in beats")
+    d: float = Field(gt=0, le=64, description="duration in beats")
+    v: int = Field(90, ge=1, le=127, description="velocity")
+
+
+class NotesRequest(Strict):
+    notes: list[Note] = Field(max_length=MAX_NOTES)
+    tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1])
+
+
+class GenerateResponse(BaseModel):
+    model: str
+    kind: str
+    seed: int
+    sliders: Optional[list[float]] = None
+    notes: list[dict]
+    length: float
+    tempo: float
+    truncated: bool
+    ms: float
+
+
+def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] | None = None):
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+
+    entries = entries if entries is not None else load_entries(runs or [])
+    names = sorted(entries)
+
+    app = FastAPI(title="tunesmith", version="1", docs_url=None, redoc_url=None,
+                  description="Generate music with the trained models loaded by `tunesmith serve`. Notes are "
+                              "{p: MIDI pitch, s: onset in beats, d: duration in beats, v: velocity}.")
+
+    @app.middleware("http")
+    async def limits_and_headers(request: Request, call_next):
+        cl = request.headers.get("content-length")
+        if cl is not None and (not cl.isdigit() or int(cl) > MAX_BODY):
+            return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
+        if request.method == "POST" and cl is None:
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return JSONResponse({"detail": f"request body larger than {MAX_BODY} bytes"}, status_code=413)
+            request._body = body
+        resp = await call_next(request)
+        resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data: blob:; "
+                                                   "media-src 'self' blob:; connect-src 'self'")
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, exc: RequestValidationError):
+        # no echo of the input (it may be huge, or NaN, which JSON cannot carry)
+        errs = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200]} for e in exc.errors()[:20]]
+        return JSONResponse({"detail": errs}, status_code=422)
+
+    @app.exception_handler(TunesmithError)
+    async def _bad_input(request, exc: TunesmithError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return FileResponse(STATIC / "docs.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/models", summary="The loaded models and the controls each one takes")
+    def models() -> list[dict]:
+        return [{"name": e.name, "kind": e.kind, **e.options} for e in (entries[n] for n in names)]
+
+    @app.post("/api/generate", summary="Generate one piece; returns its notes", response_model=GenerateResponse)
+    def generate(req: GenerateRequest):
+        import time
+
+        t0 = time.perf_counter()
+        if req.model not in entries:
+            raise HTTPException(422, f"unknown model {req.model[:64]!r}; loaded: {', '.join(names)}")
+        e = entries[req.model]
+        seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        if e.kind != "vae" and (req.sliders is not None or req.condition is not None or req.threshold is not None):
+            raise HTTPException(422, f"model {e.name} ({e.kind}) takes no sliders, condition or threshold")
+        if e.kind != "lstm" and (req.primer is not None or req.temperature is not None or req.steps is not None):
+            raise HTTPException(422, f"model {e.name} ({e.kind}) takes no primer, temperature or steps")
+        with e.lock, torch.inference_mode():
+            gen = torch.Generator(device="cpu").manual_seed(seed)
+            used = None
+            if e.kind == "vae":
+                k = e.options["sliders"]
+                if req.sliders is not None and len(req.sliders) > k:
+                    raise HTTPException(422, f"{len(req.sliders)} slider values; model {e.name} has {k}")
+                if req.condition is not None and req.condition not in e.options["labels"]:
+                    raise HTTPException(422, f"unknown condition; model {e.name} knows: {e.options['labels'] or 'none'}")
+                used = list(req.sliders) if req.sliders is not None else \
+                    torch.randn(k, generator=gen).clamp(-SLIDER_LIMIT, SLIDER_LIMIT).tolist()
+                cond = req.condition if req.condition is not None else (e.options["labels"][0] if e.options["labels"] else None)
+                label = e.codec.label_index(cond) if cond is not None else None
+                z = e.model.slider_z(used)
+                roll = e.model.decode(z, label)[0].float().numpy()
+                score = e.codec.decode(roll, threshold=req.threshold, tempo=req.tempo)
+            elif e.kind == "lstm":
+                params = inspect.signature(e.model.generate).parameters
+                opts = {"primer": req.primer if req.primer is not None else e.options.get("primer") or None,
+                        "temperature": req.temperature or e.options.get("temperature", 1.0),
+                        "steps": req.steps or e.options.get("steps", 256), "tempo": req.tempo}
+                opts = {k: v for k, v in opts.items() if k in params and v is not None}
+                score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
+            else:
+                params = inspect.signature(e.model.generate).parameters
+                opts = {"tempo": req.tempo} if "tempo" in params else {}
+                score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
+        if not hasattr(score, "pitch"):
+            raise HTTPException(400, f"model {e.name} makes audio, which the web app does not play yet")
+        out = score_to_json(score, req.tempo)
+        return {"model": e.name, "kind": e.kind, "seed": seed, "sliders": used, **out,
+                "ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+    def _score(req: NotesRequest):
+        from ..data.notes import Score
+
+        n = req.notes
+        return Score(pitch=[x.p for x in n], start=[x.s for x in n], duration=[x.d for x in n],
+                     velocity=[x.v for x in n], tempo=req.tempo, title="tunesmith")
+
+    @app.post("/api/midi", summary="The given notes as a MIDI file (download)",
+              responses={200: {"content": {"audio/midi": {}}}})
+    def midi(req: NotesRequest):
+        from ..data.midi import write_midi
+
+        with tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
+            data = write_midi(_score(req), Path(d) / "piece.mid").read_bytes()
+        return Response(data, media_type="audio/midi",
+                        headers={"Content-Disposition": 'attachment; filename="tunesmith.mid"'})
+
+    @app.post("/api/wav", summary="The given notes rendered to WAV with FluidSynth (download)",
+              responses={200: {"content": {"audio/wav": {}}}})
+    def wav(req: NotesRequest):
+        from ..data.midi import write_midi
+        from ..sampling.render import render_midi
+
+        if req.notes and max(x.s + x.d for x in req.notes) * 60.0 / req.tempo > 600:
+            raise HTTPException(422, "a WAV is limited to 10 minutes")
+        with tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
+            mid = write_midi(_score(req), Path(d) / "piece.mid")
+            data = render_midi(mid, Path(d) / "piece.wav", sample_rate=22050).read_bytes()
+        return Response(data, media_type="audio/wav",
+                        headers={"Content-Disposition": 'attachment; filename="tunesmith.wav"'})
+
+    app.state.entries = entries
+    return app
+
+
+def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Load the runs and serve the app (blocking)."""
+    import uvicorn
+
+    if not 0 < int(port) < 65536:
+        raise TunesmithError(f"--port must be 1..65535, got {port}")
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        print(f"warning: serving on {host}: anyone who can reach this machine can use the app", file=sys.stderr)
+    app = create_app(runs)
+    print(f"tunesmith: {len(app.state.entries)} model(s) ({', '.join(app.state.entries)}); open "
+          f"http://{host if loopback else host}:{port}/ (API docs at /docs)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=int(port), log_level="warning")
