@@ -162,7 +162,7 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
     from fastapi.staticfiles import StaticFiles
 
     entries = entries if entries is not None else load_entries(runs or [])
-    names = sorted(entries)
+    names = list(entries)  # in the order given on the command line: the first is shown first
 
     app = FastAPI(title="tunesmith", version="1", docs_url=None, redoc_url=None,
                   description="Generate music with the trained models loaded by `tunesmith serve`. Notes are "
@@ -200,6 +200,10 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
     @app.get("/", include_in_schema=False)
     def index():
         return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     @app.get("/docs", include_in_schema=False)
     def docs():
