@@ -302,9 +302,10 @@ class SpecCodec(Codec):
         return self.audio_to_spec(np.asarray(xs, np.float32).reshape(len(xs), -1))
 
     # -- spectrogram -> audio
-    def spec_to_audio(self, spec) -> np.ndarray:
+    def spec_to_audio(self, spec, griffin_lim: bool = False) -> np.ndarray:
         """(channels, frames, bins) in [-1, 1] -> (num_samples,) float32 audio (the inverse of
-        :meth:`audio_to_spec`: magnitude and phase, or Griffin-Lim for mel)."""
+        :meth:`audio_to_spec`: magnitude and phase; Griffin-Lim for mel, or when ``griffin_lim`` asks to
+        ignore the phase channel, e.g. a model's blurred phase)."""
         s = torch.as_tensor(np.asarray(spec, np.float32)).float()
         n_freq = self.n_fft // 2 + 1
         length = self.hop * (s.shape[-2] - 1)
@@ -313,7 +314,13 @@ class SpecCodec(Codec):
             mag = torch.exp(self._unscale(s[0]))  # (T, bins) mel magnitudes
             lin = (mag ** 2) @ torch.linalg.pinv(self._mel_basis()).T
             lin = lin.clamp_min(0).sqrt().T  # (n_freq, T)
-            y = griffin_lim(lin, self.n_fft, self.hop, self.griffin_lim_iters, length)
+            y = griffin_lim_audio(lin, self.n_fft, self.hop, self.griffin_lim_iters, length)
+        elif griffin_lim:
+            mag = torch.exp(self._unscale(s[0]))
+            mag = torch.where(s[0] <= -1 + 1e-6, torch.zeros_like(mag), mag)
+            lin = torch.zeros(s.shape[-2], n_freq)
+            lin[:, : self.bins] = mag
+            y = griffin_lim_audio(lin.T, self.n_fft, self.hop, self.griffin_lim_iters, length)
         else:
             mag = torch.exp(self._unscale(s[0]))
             mag = torch.where(s[0] <= -1 + 1e-6, torch.zeros_like(mag), mag)  # the floor is silence
@@ -355,7 +362,16 @@ def instantaneous_frequency(phase: torch.Tensor, time_axis: int = 0) -> torch.Te
     return d / math.pi
 
 
-def griffin_lim(mag: torch.Tensor, n_fft: int, hop: int, iters: int, length: int) -> torch.Tensor:
+def postprocess(x: np.ndarray, sample_rate: int, denoise: bool | float = False) -> np.ndarray:
+    """A generated clip made ready to write: NaN-free, optionally spectral-gated (``denoise``: True or the
+    gate's ``n_std``), within [-1, 1]."""
+    x = np.nan_to_num(np.asarray(x, np.float32))
+    if denoise:
+        x = spectral_gate(x, sample_rate, n_std=1.5 if denoise is True else float(denoise))
+    return np.clip(x, -1.0, 1.0)
+
+
+def griffin_lim_audio(mag: torch.Tensor, n_fft: int, hop: int, iters: int, length: int) -> torch.Tensor:
     """Phase from magnitude (n_freq, frames) by Griffin-Lim (zero initial phase, ``iters`` iterations)."""
     win = torch.hann_window(n_fft)
     angles = torch.ones_like(mag, dtype=torch.complex64)
