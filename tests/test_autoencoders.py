@@ -198,3 +198,32 @@ def test_sample_cli_interpolate(vae_run, tmp_path):
     files = sorted((tmp_path / "o").glob("*.mid"))
     assert len(files) == 3 and all(len(read_midi(f)) > 0 for f in files)
     assert main(["sample", str(vae_run[0]), "--primer", "60 _", "--out", str(tmp_path / "p")]) == 1
+
+
+# ------------------------------------------------------------------------------------------ seq2seq
+def test_chord_symbols_round_trip():
+    from tunesmith.data.seq2seq_data import decode_chords, encode_chords
+
+    sc = Score.from_notes([(60, 0, 1), (64, 0, 1), (67, 1, 0.5), (65, 2, 1)])
+    toks = encode_chords(sc)
+    assert toks == ["60.64", "_", "_", "_", "67", "_", "r", "_", "65", "_", "_", "_"]
+    assert decode_chords(toks).notes() == sc.notes()
+
+
+def test_seq2seq_learns_and_continues_a_primer(tmp_path):
+    cfg = Config(name="s2s", data={"encoding": "seq2seq", "dataset": "essen-small", "seq_len": 16},
+                 model={"name": "seq2seq", "hidden": 32}, train=TrainConfig(batch_size=16, lr=5e-3, log_every=5,
+                                                                             checkpoint_every=10_000, num_threads=1))
+    train(cfg, tmp_path / "s", device="cpu", max_steps=40, progress=False)
+    rows = [l.split(",") for l in (tmp_path / "s" / "metrics.csv").read_text().splitlines()[1:]]
+    losses = [float(r[4]) for r in rows if r[2] == "train" and r[3] == "loss"]
+    assert losses[-1] < losses[0]
+    model, codec, _, _ = load_run(tmp_path / "s")
+    x = torch.randint(0, codec.model_info()["vocab_size"], (3, 32))
+    assert torch.isfinite(model({"tokens": x})["loss"])
+    g = torch.Generator().manual_seed(0)
+    out = model.generate(codec, 2, primer="67 _ 69 _", temperature=0.8, steps=40, generator=g)
+    assert len(out) == 2 and [n[:2] for n in out[0].notes()[:2]] == [(67, 0.0), (69, 0.5)]
+    assert max(s for _, s, _ in out[0].notes()) < (4 + 40) * 0.25
+    with pytest.raises(TunesmithError):
+        model.generate(codec, 1, primer="67 _ 1000")
