@@ -103,10 +103,12 @@ def screenshot(runs: list[str], out: str) -> None:
 
     with LiveServer(create_app(runs)) as srv, sync_playwright() as pw:
         browser, page, problems = open_page(pw, srv.url)
-        for i, key in ((0, "ArrowUp"), (1, "ArrowDown"), (2, "ArrowUp"), (4, "ArrowDown")):
+        moves = ((0, "PageUp", 4), (1, "PageDown", 3), (2, "PageUp", 3), (3, "PageDown", 2), (5, "PageUp", 2),
+                 (8, "PageDown", 3))
+        for i, key, times in moves:  # PageUp/PageDown move a range input by a tenth of its range
             if page.locator(f"#slider-{i}").count():
                 page.locator(f"#slider-{i}").focus()
-                for _ in range(12 + 3 * i):
+                for _ in range(times):
                     page.keyboard.press(key)
         page.wait_for_timeout(800)
         page.wait_for_function("!window.tunesmith.inflight")
