@@ -56,3 +56,52 @@ def save_roll_grid(scores, path: str | Path, cols: int = 4, titles: list[str] | 
     plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def plot_gan_curves(run_dir: str | Path, path: str | Path | None = None, title: str = "") -> Path:
+    """A compact 2x2 picture of a GAN run from its metrics.csv: critic and generator adversarial losses,
+    the Wasserstein estimate (or discriminator accuracy for BCE), gradient norms, and the mode-collapse
+    indicator (distinct fraction, mean pairwise distance)."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run_dir = Path(run_dir)
+    series: dict[str, dict[int, float]] = {}
+    with open(run_dir / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "train":
+                try:
+                    series.setdefault(row["metric"], {})[int(row["step"])] = float(row["value"])
+                except ValueError:
+                    pass
+
+    def plot(ax, names, ylabel, log=False):
+        for n in names:
+            if n in series:
+                xs, ys = zip(*sorted(series[n].items()))
+                ax.plot(xs, ys, label=n)
+        ax.set_ylabel(ylabel, fontsize=8)
+        if log:
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=7)
+
+    fig, axes = plt.subplots(2, 2, figsize=(9, 5.5))
+    plot(axes[0, 0], ["d_adv", "g_adv"], "adversarial loss")
+    plot(axes[0, 1], ["d_wasserstein", "d_gp"] if "d_wasserstein" in series else ["d_acc"],
+         "Wasserstein estimate / GP" if "d_wasserstein" in series else "D accuracy")
+    plot(axes[1, 0], ["d_grad_norm", "g_grad_norm"], "gradient norm", log=True)
+    plot(axes[1, 1], ["g_distinct", "g_pairwise"], "diversity (generator batch)")
+    for ax in axes[1]:
+        ax.set_xlabel("step", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path) if path else run_dir / "gan_curves.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
