@@ -148,3 +148,14 @@ def test_reference_paths_are_the_held_out_split():
     val = reference_paths("nsynth-mini", families=["reed"], val_fraction=0.25, split_seed=1)
     b = build_data("waveform", families=["reed"], val_fraction=0.25, split_seed=1, clip_seconds=0.1)
     assert [c.path for c in b.reference] == val and len(val) == 9
+
+
+def test_evaluate_accepts_the_audio_dataset_name():
+    from tunesmith.evaluation.report import resolve
+
+    kind, paths = resolve("nsynth-mini:val")
+    assert kind == "audio" and paths == reference_paths("nsynth-mini", split="val")
+    kind, every = resolve("nsynth-mini")
+    assert len(every) == 252
+    with pytest.raises(TunesmithError, match="unknown dataset part"):
+        resolve("nsynth-mini:test")

@@ -92,6 +92,15 @@ def resolve(spec: str) -> tuple[str, object]:
     if _is_dataset(spec):
         return "dataset", spec
     base, _, suffix = spec.partition(":")
+    from ..data import builders
+
+    if base in builders.BUILDABLE:  # an audio dataset tunesmith builds (nsynth-mini): its WAV clips
+        from ..data.audio import reference_paths
+
+        if suffix not in ("", "train", "val"):
+            raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, {base}:train or {base}:val")
+        parts = [suffix] if suffix else ["train", "val"]
+        return "audio", [p for part in parts for p in reference_paths(base, split=part)]
     if base in CORPORA:
         raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, "
                              + ", ".join(f"{base}:{s}" for s in SUFFIXES))
