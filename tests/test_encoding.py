@@ -99,3 +99,9 @@ def test_folder_goes_through_the_same_path(tmp_path):
         b = build_data("timestep", source=str(folder), seq_len=16, val_fraction=0.2, transpose=False)
     assert b.stats["kept"] == 6 and b.stats["val_songs"] == 1
     assert set(b.codec.vocab) <= {"/", "_", "r", "60", "62", "64", "65", "67"}
+
+
+def test_titles_outside_latin1_are_written(tmp_path):
+    s = Score.from_notes([(60, 0, 1)], title="Christ lag in Todes\u2019 Banden \u266b")
+    back = read_midi(write_midi(s, tmp_path / "t.mid"))
+    assert back.notes() == [(60, 0.0, 1.0)]

@@ -61,8 +61,9 @@ def write_midi(score: Score, path: str | os.PathLike, tempo: float | None = None
     meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))
     num, den = score.time_signature
     meta.append(mido.MetaMessage("time_signature", numerator=int(num), denominator=int(den), time=0))
-    if score.title:
-        meta.append(mido.MetaMessage("track_name", name=score.title[:60], time=0))
+    if score.title:  # MIDI text is latin-1: replace what it cannot hold (e.g. typographic quotes)
+        name = score.title[:60].encode("latin-1", "replace").decode("latin-1")
+        meta.append(mido.MetaMessage("track_name", name=name, time=0))
     mid.tracks.append(meta)
     tracks = sorted(set(score.track.tolist())) or [0]
     for ch_index, t in enumerate(tracks):
