@@ -57,7 +57,7 @@ def test_spec_gan_shapes_gp_and_losses(spec):
     opt = torch.optim.Adam(m.critic.parameters(), 3e-3)
     cl = []
     for _ in range(10):
-        out = m(batch, mode="critic"); opt.zero_grad(); out["loss"].backward(); opt.step(); cl.append(float(out["loss"]))
+        out = m(batch, mode="critic"); opt.zero_grad(); out["loss"].backward(); opt.step(); cl.append(float(out["loss"].detach()))
     assert cl[-1] < cl[0]
     opt = torch.optim.Adam(m.generator.parameters(), 3e-3)
     gl = []

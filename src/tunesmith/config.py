@@ -98,8 +98,7 @@ def load_config(path: str | Path) -> Config:
 
 
 def save_json(obj: Any, path: Path) -> None:
-    import os
+    from .files import atomic_path
 
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=str))

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TunesmithError
+from ..files import atomic_path
 from .notes import Score
 
 CACHE_VERSION = 1
@@ -31,10 +32,8 @@ def cache_dir() -> Path:
 
 
 def atomic_pickle(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
 
 
 def _log(msg: str) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TunesmithError
+from ..files import atomic_path
 from .notes import Score
 
 TPQ = 480  # ticks per quarter note in files we write
@@ -87,8 +88,6 @@ def write_midi(score: Score, path: str | os.PathLike, tempo: float | None = None
             tr.append(msg.copy(time=tick - last))
             last = tick
         mid.tracks.append(tr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    mid.save(str(tmp))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        mid.save(str(tmp))
     return path

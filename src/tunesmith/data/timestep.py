@@ -7,7 +7,6 @@ A minor and kept only if every note duration is in the seed's set of acceptable 
 """
 from __future__ import annotations
 
-import json
 import sys
 from collections import Counter
 from typing import Any
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from ..errors import TunesmithError
-from .base import Codec, DataBundle, TensorData, WindowedStream, register_encoding
+from .base import Codec, DataBundle, WindowedStream, register_encoding
 from .corpora import load_corpus, split_by_piece
 from .notes import Score, transposition_to_c_or_a
 

@@ -169,12 +169,9 @@ def evaluate_audio(generated_wav_paths, reference_wav_paths, out_dir: str | os.P
 
 
 def _plot(g: np.ndarray, r: np.ndarray, path: Path) -> None:
-    import matplotlib
+    from ..files import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 2.8))
+    fig, ax = pyplot().subplots(figsize=(7, 2.8))
     bins = np.arange(FMIN_MIDI - 0.5, FMAX_MIDI + 1.5)
     for data, lab in ((r, "reference"), (g, "generated")):
         if len(data):
@@ -183,8 +180,7 @@ def _plot(g: np.ndarray, r: np.ndarray, path: Path) -> None:
     ax.set_ylabel("share of frames")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def format_table(metrics: dict[str, float]) -> str:

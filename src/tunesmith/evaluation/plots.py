@@ -6,25 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import pyplot, save_figure
+
 GEN_COLOR, REF_COLOR, INTER_COLOR = "#d95f02", "#1b9e77", "#7570b3"
 PITCH_CLASS_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+    return save_figure(fig, path, dpi=90, bbox_inches="tight")
 
 
 def transition_heatmaps(gen: np.ndarray, ref: np.ndarray, labels: list[str], title: str, path: Path,

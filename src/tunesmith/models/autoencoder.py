@@ -273,19 +273,14 @@ class RollAutoencoder(TunesmithModel):
 
 
 def _plot_spread(std_sorted, k, path: Path) -> None:
-    import matplotlib
+    from ..files import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 2.6), dpi=100)
+    fig, ax = pyplot().subplots(figsize=(6, 2.6), dpi=100)
     ax.bar(range(len(std_sorted)), std_sorted, color=["#d2691e" if i < k else "#999" for i in range(len(std_sorted))])
     ax.set_xlabel("latent dimension (sorted)"); ax.set_ylabel("std over training set")
     ax.set_title(f"latent spread: the top {k} are the sliders")
     fig.tight_layout()
-    tmp = path.with_name(".latent_spread.tmp.png")
-    fig.savefig(tmp); plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)
 
 
 @register_model("ae")

@@ -21,7 +21,6 @@ WGAN critic). The WGAN variant adds Gaussian noise (sigma 0.1) after the layers 
 from __future__ import annotations
 
 import csv
-import itertools
 from pathlib import Path
 
 import torch

@@ -1,10 +1,11 @@
 """Piano-roll pictures of generated pieces (used by the GANs' ``on_checkpoint`` and by the docs)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
+
+from ..files import pyplot, save_figure
 
 TRACK_COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -13,11 +14,9 @@ def save_roll_grid(scores, path: str | Path, cols: int = 4, titles: list[str] | 
                    title: str = "") -> Path:
     """A grid of piano rolls, one panel per :class:`~tunesmith.data.Score` (pitch over beats, one colour
     per track). Written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.collections import PolyCollection
+
+    plt = pyplot()
 
     scores = list(scores)
     n = max(1, len(scores))
@@ -49,13 +48,7 @@ def save_roll_grid(scores, path: str | Path, cols: int = 4, titles: list[str] | 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_gan_curves(run_dir: str | Path, path: str | Path | None = None, title: str = "") -> Path:
@@ -64,10 +57,7 @@ def plot_gan_curves(run_dir: str | Path, path: str | Path | None = None, title: 
     indicator (distinct fraction, mean pairwise distance)."""
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     run_dir = Path(run_dir)
     series: dict[str, dict[int, float]] = {}
@@ -101,7 +91,4 @@ def plot_gan_curves(run_dir: str | Path, path: str | Path | None = None, title: 
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    path = Path(path) if path else run_dir / "gan_curves.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(path) if path else run_dir / "gan_curves.png")

@@ -13,6 +13,7 @@ import numpy as np
 from ..data.midi import read_midi
 from ..data.notes import Score
 from ..errors import TunesmithError
+from ..files import atomic_path
 
 SOUNDFONTS = ["/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2", "/usr/share/soundfonts/default.sf2"]
@@ -35,10 +36,8 @@ def write_wav(samples: np.ndarray, sr: int, path: str | Path, peak_db: float = -
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 0:
         x = x * (10 ** (peak_db / 20) / peak)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.wav")
-    sf.write(str(tmp), x, sr, subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), x, sr, subtype="PCM_16")
     return path
 
 

@@ -11,11 +11,11 @@ import numpy as np
 def save_spectrogram_png(audio, path: str | os.PathLike, n_fft: int = 1024, hop: int = 256,
                          title: str | None = None) -> Path:
     """Write ``audio`` (a :class:`~tunesmith.models.base.Audio`, or ``(samples, sample_rate)``) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import torch
+
+    from ..files import pyplot, save_figure
+
+    plt = pyplot()
 
     if isinstance(audio, tuple):
         x, sr, label = np.asarray(audio[0], np.float32), int(audio[1]), ""
@@ -38,9 +38,4 @@ def save_spectrogram_png(audio, path: str | os.PathLike, n_fft: int = 1024, hop:
     a1.set_ylabel("frequency (Hz)")
     fig.colorbar(im, ax=[a0, a1], label="dB", fraction=0.04)
     a0.set_title(title if title is not None else (label or path.stem), fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

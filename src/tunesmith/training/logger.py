@@ -56,11 +56,9 @@ def read_metrics(run_dir: Path) -> dict[tuple[str, str], list[tuple[int, float]]
 
 def plot_losses(run_dir: Path) -> Path | None:
     """losses.png: every train/val metric over steps."""
-    import matplotlib
+    from ..files import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     series = read_metrics(run_dir)
     if not series:
         return None
@@ -75,7 +73,4 @@ def plot_losses(run_dir: Path) -> Path | None:
         ax.legend(loc="best", fontsize=8)
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    path = Path(run_dir) / "losses.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, Path(run_dir) / "losses.png", dpi=90)
