@@ -101,3 +101,20 @@ def test_render_falls_back_to_numpy_synth_without_fluidsynth(tiny_run, tmp_path,
     seg = x[: sr // 4]
     f = np.fft.rfftfreq(len(seg), 1 / sr)[np.argmax(np.abs(np.fft.rfft(seg)))]
     assert abs(f - 261.6) < 8
+
+
+@pytest.mark.parametrize("layers,embed", [(1, 0), (2, 8)])
+def test_fast_step_matches_nn_lstm(layers, embed):
+    from tunesmith.models.melody_lstm import MelodyLSTM
+
+    torch.manual_seed(0)
+    m = MelodyLSTM(vocab_size=12, hidden=16, layers=layers, embed_dim=embed).eval()
+    toks = torch.randint(0, 12, (3, 10))
+    with torch.no_grad():
+        full, _ = m.logits(toks)
+        step = m._stepper()
+        h = [torch.zeros(3, 16) for _ in range(layers)]
+        c = [torch.zeros(3, 16) for _ in range(layers)]
+        for t in range(10):
+            out, h, c = step(toks[:, t], h, c)
+            assert torch.allclose(out, full[:, t], atol=1e-5)

