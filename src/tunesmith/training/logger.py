@@ -66,8 +66,10 @@ def plot_losses(run_dir: Path) -> Path | None:
     fig, axes = plt.subplots(len(names), 1, figsize=(7, 2.2 * len(names)), squeeze=False)
     for ax, name in zip(axes[:, 0], names):
         for split in sorted({sp for sp, m in series if m == name}):
-            if (split, name) in series:
-                xs, ys = zip(*series[(split, name)])
+            xs, ys = zip(*series[(split, name)])
+            if split == "baseline":  # one number for the whole run: a reference line
+                ax.axhline(ys[-1], ls="--", color="0.4", lw=1, label="n-gram baseline (val)")
+            else:
                 ax.plot(xs, ys, label=split, marker="o" if split == "val" else None, ms=3)
         ax.set_ylabel(name)
         ax.legend(loc="best", fontsize=8)

@@ -293,8 +293,8 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
         if bundle.baseline is not None:
             summary["baseline"] = bundle.baseline()
             if summary["baseline"]:
-                logger.log(step, stream.epoch, "baseline", {k: v for k, v in summary["baseline"].items()
-                                                            if k in ("val_loss", "val_acc")})
+                b = summary["baseline"]  # logged beside the validation metrics it is comparable with
+                logger.log(step, stream.epoch, "baseline", {k[4:]: b[k] for k in ("val_loss", "val_acc") if k in b})
         logger.close()
         plot_losses(out)
         save_json(summary, out / "summary.json")
