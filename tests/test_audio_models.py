@@ -62,7 +62,7 @@ def test_spec_gan_shapes_gp_and_losses(spec):
     opt = torch.optim.Adam(m.generator.parameters(), 3e-3)
     gl = []
     for _ in range(10):
-        out = m(batch, mode="generator"); opt.zero_grad(); out["loss"].backward(); opt.step(); gl.append(float(out["loss"]))
+        out = m(batch, mode="generator"); opt.zero_grad(); out["loss"].backward(); opt.step(); gl.append(float(out["loss"].detach()))
     assert gl[-1] < gl[0]
     audio = m.eval().generate(spec.codec, 2, generator=torch.Generator().manual_seed(0))
     assert len(audio) == 2 and audio[0].samples.shape == (spec.codec.num_samples,)
