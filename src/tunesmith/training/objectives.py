@@ -38,12 +38,17 @@ class Objective:
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _update(self, net, model, opt, loss, params) -> None:
+    def _update(self, net, model, opt, loss, params, norm: bool = False) -> torch.Tensor | None:
+        """Backward and step; clips to ``train.grad_clip`` when set. With ``norm`` (or clipping) returns the
+        parameter-gradient norm before clipping, for the logs."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        total = None
+        if self.cfg.grad_clip or norm:
+            total = torch.nn.utils.clip_grad_norm_([p for p in params if p.requires_grad],
+                                                   self.cfg.grad_clip or float("inf"))
         opt.step()
+        return total
 
     def step(self, net, model, next_batch: Callable[[], dict], step: int, device) -> dict[str, torch.Tensor]:
         with self.autocast(device):
@@ -94,28 +99,21 @@ class AdversarialObjective(Objective):
                                      cfg.lr_critic or cfg.lr, cfg.betas_critic or cfg.betas, cfg.weight_decay),
         }
 
-    def _update(self, net, model, opt, loss, params) -> torch.Tensor:
-        """As the base update, and returns the gradient norm (before clipping) for the logs."""
-        params = [p for p in params if p.requires_grad]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip or float("inf"))
-        opt.step()
-        return norm
-
     def step(self, net, model, next_batch, step, device):
         logs: dict[str, torch.Tensor] = {}
         for _ in range(self.batches_per_step):
             with self.autocast(device):
                 d_out = net(next_batch(), mode="critic", step=step)
-            d_norm = self._update(net, model, self.optimizers["critic"], d_out["loss"], model.critic.parameters())
+            d_norm = self._update(net, model, self.optimizers["critic"], d_out["loss"], model.critic.parameters(),
+                                  norm=True)
             if self.cfg.clip_critic:
                 with torch.no_grad():
                     for p in model.critic.parameters():
                         p.clamp_(-self.cfg.clip_critic, self.cfg.clip_critic)
         with self.autocast(device):
             g_out = net(next_batch.last(), mode="generator", step=step)
-        g_norm = self._update(net, model, self.optimizers["generator"], g_out["loss"], model.generator.parameters())
+        g_norm = self._update(net, model, self.optimizers["generator"], g_out["loss"], model.generator.parameters(),
+                              norm=True)
         logs.update({k if k.startswith("d_") else f"d_{k}": v for k, v in d_out.items()})
         logs.update({k if k.startswith("g_") else f"g_{k}": v for k, v in g_out.items()})
         logs["d_grad_norm"], logs["g_grad_norm"] = d_norm, g_norm
