@@ -13,9 +13,5 @@ ENCODING_MODULES = [
 
 
 def _load_encodings() -> None:
-    for m in ENCODING_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{m}")
-        except ModuleNotFoundError as e:  # a module being written by another branch
-            if e.name != f"{__name__}.{m}":
-                raise
+    for m in ENCODING_MODULES:  # imported on first use: `tunesmith --help` stays fast
+        importlib.import_module(f"{__name__}.{m}")

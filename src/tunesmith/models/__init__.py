@@ -6,7 +6,7 @@ import importlib
 from ..errors import TunesmithError
 from .base import MODELS, TunesmithModel, register_model  # noqa: F401
 
-# Modules that register models. Each new model family module is added here.
+# Modules that register models. A new model family's module is added here.
 MODEL_MODULES = [
     "melody_lstm",                                                    # seed 000 LSTM
     "gan_dense", "lstm_gan", "patchgan", "chorale_wgan", "gan_onehot",  # GANs
@@ -16,12 +16,8 @@ MODEL_MODULES = [
 
 
 def _load_models() -> None:
-    for m in MODEL_MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{m}")
-        except ModuleNotFoundError as e:  # a family being written in another branch
-            if e.name != f"{__name__}.{m}":
-                raise
+    for m in MODEL_MODULES:  # imported on first use: `tunesmith --help` stays fast
+        importlib.import_module(f"{__name__}.{m}")
 
 
 def get_model_class(name: str) -> type[TunesmithModel]:
