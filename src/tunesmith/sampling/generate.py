@@ -15,6 +15,7 @@ from ..models.base import Audio
 from ..training.checkpoint import load_run
 from ..training.trainer import resolve_device
 from .render import render_midi, write_wav
+from .spectrogram_png import save_spectrogram_png
 
 
 def generate(model, codec, n: int, seed: int | None = None, **options) -> list[Any]:
@@ -50,12 +51,7 @@ def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "
                 paths.append(render_midi(mid, base.with_suffix(".wav")))
         elif isinstance(item, Audio):
             paths.append(write_wav(item.samples, item.sample_rate, base.with_suffix(".wav")))
-            try:
-                from .spectrogram_png import save_spectrogram_png
-
-                paths.append(save_spectrogram_png(item, base.with_suffix(".png")))
-            except ImportError:
-                pass
+            paths.append(save_spectrogram_png(item, base.with_suffix(".png")))
         else:
             raise TypeError(f"cannot write {type(item).__name__}")
     return paths
