@@ -45,6 +45,8 @@ class Audio:
 class TunesmithModel(nn.Module):
     objective: ClassVar[str] = "likelihood"
     registry_name: ClassVar[str] = ""
+    #: what the validation loss measures, for messages (e.g. "nats/step")
+    loss_unit: ClassVar[str] = ""
     #: options of ``tunesmith sample`` this family understands (others are rejected with a clear message)
     sample_options: ClassVar[tuple[str, ...]] = ()
 

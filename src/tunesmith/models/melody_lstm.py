@@ -18,6 +18,7 @@ from .base import TunesmithModel, register_model
 @register_model("melody_lstm")
 class MelodyLSTM(TunesmithModel):
     objective = "likelihood"
+    loss_unit = "nats/step"
     sample_options = ("primer", "temperature", "top_k", "steps", "tempo")
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, hidden: int = 256, layers: int = 1,

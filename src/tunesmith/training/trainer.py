@@ -300,7 +300,8 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
         save_json(summary, out / "summary.json")
         msg = f"done: {step} steps in {summary['seconds']:.0f} s"
         if last_val:
-            msg += f"; validation loss {last_val['loss']:.3f} nats/step"
+            unit = getattr(model, "loss_unit", "")
+            msg += f"; validation loss {last_val['loss']:.3f}" + (f" {unit}" if unit else "")
             if "acc" in last_val:
                 msg += f", accuracy {last_val['acc']:.3f}"
         if summary.get("baseline"):
