@@ -31,7 +31,7 @@ def falls(model, data, steps=12, lr=3e-3, key="loss", mode="loss"):
         opt.zero_grad()
         out[key].backward()
         opt.step()
-        losses.append(float(out[key]))
+        losses.append(float(out[key].detach()))
     return losses
 
 
