@@ -105,7 +105,8 @@ def resolve(spec: str) -> tuple[str, object]:
         raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, "
                              + ", ".join(f"{base}:{s}" for s in SUFFIXES))
     raise TunesmithError(f"{spec!r} is neither a folder, a music file nor a known dataset "
-                         f"({', '.join(CORPORA)}; add :train, :val or :raw)")
+                         f"({', '.join(CORPORA)}; add :train, :val or :raw; audio: "
+                         f"{', '.join(builders.BUILDABLE)})")
 
 
 def _subsample(items: list, max_pieces: int | None, seed: int = 0) -> list:
