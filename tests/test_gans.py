@@ -303,3 +303,17 @@ def test_ddp_two_processes_gradient_penalty(tmp_path):
     assert meta["world_size"] == 2 and meta["step"] == 3
     assert not [e for e in os.listdir(out) if e.startswith(".checkpoint")]
     assert "d_gp" in (out / "metrics.csv").read_text()
+
+
+def test_chorale_decoding_gives_each_voice_one_note_per_step():
+    roll = np.zeros((4, 8, 128), np.float32)
+    roll[0, :, 72] = 0.9
+    roll[0, :4, 74] = 0.7      # a weaker neighbour under the soprano: dropped
+    roll[1, 2:6, 60] = 0.6
+    roll[2, :, 55] = 0.3       # below the threshold everywhere: silent voice
+    sc = ChoraleRollCodec(8, 0.25, 4).decode(roll)
+    assert sc.select(sc.track == 0).notes() == [(72, 0.0, 2.0)]
+    assert sc.select(sc.track == 1).notes() == [(60, 0.5, 1.0)]
+    assert not (sc.track == 2).any()
+    # the plain threshold keeps every active pitch
+    assert len(roll_to_score(roll).select(roll_to_score(roll).track == 0)) == 2

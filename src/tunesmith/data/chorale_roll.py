@@ -33,9 +33,22 @@ def score_to_roll(score: Score, step: float = 0.25, n_tracks: int = 4, n_steps: 
     return roll
 
 
-def roll_to_score(roll, step: float = 0.25, tempo: float = 120.0, threshold: float = 0.5) -> Score:
-    """(n_tracks, T, 128) values -> Score: each run of active steps of a pitch in a track is one note."""
-    r = np.asarray(roll) > threshold
+def roll_to_score(roll, step: float = 0.25, tempo: float = 120.0, threshold: float = 0.5,
+                  one_note_per_voice: bool = False) -> Score:
+    """(n_tracks, T, 128) values -> Score: each run of active steps of a pitch in a track is one note.
+
+    ``one_note_per_voice`` keeps, in each track and step, only the most active pitch (if above the
+    threshold): a chorale voice sings one note at a time, and a generator's soft roll often lights several
+    neighbouring pitches at once."""
+    v = np.asarray(roll, dtype=np.float32)
+    if one_note_per_voice:
+        best = v.argmax(-1)
+        keep = np.take_along_axis(v, best[..., None], -1)[..., 0] > threshold
+        r = np.zeros(v.shape, bool)
+        t_idx, s_idx = np.nonzero(keep)
+        r[t_idx, s_idx, best[t_idx, s_idx]] = True
+    else:
+        r = v > threshold
     n_tracks, T, _ = r.shape
     notes = []
     padded = np.concatenate([np.zeros((n_tracks, 1, 128), bool), r, np.zeros((n_tracks, 1, 128), bool)], 1)
@@ -83,7 +96,7 @@ class ChoraleRollCodec(Codec):
         return score_to_roll(score, self.step, self.n_tracks)
 
     def decode(self, roll, tempo: float = 120.0) -> Score:
-        sc = roll_to_score(roll, self.step, tempo)
+        sc = roll_to_score(roll, self.step, tempo, one_note_per_voice=True)
         sc.programs = {t: 0 for t in range(self.n_tracks)}
         return sc
 
