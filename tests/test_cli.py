@@ -51,6 +51,7 @@ def test_bad_inputs_give_one_line(tiny_run, tiny_config, tmp_path):
     one_line_error(run("sample", tiny_run, "--primer", "60 _ 999"), "not in the vocabulary")
     one_line_error(run("sample", tiny_run, "--temperature", "0"), "temperature must be > 0")
     one_line_error(run("sample", tiny_run, "--temperature", "-1"), "temperature must be > 0")
+    one_line_error(run("sample", tiny_run, "--denoise"), "does not take --denoise")
     one_line_error(run("train", tmp_path / "nope.toml"), "config file not found")
     cfg = tmp_path / "typo.toml"
     cfg.write_text(tiny_config.read_text().replace("[train]\n", "[train]\nlearning_rate = 1\n"))

@@ -56,7 +56,9 @@ def cmd_sample(a) -> None:
 
     opts = {"primer": a.primer, "temperature": a.temperature, "top_k": a.top_k, "steps": a.steps,
             "tempo": a.tempo, "condition": a.condition,
-            "interpolate": tuple(a.interpolate) if a.interpolate else None}
+            "interpolate": tuple(a.interpolate) if a.interpolate else None,
+            "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
+            "noise": a.noise}
     paths = sample_run(a.run, a.out, num=a.num, wav=a.wav, seed=a.seed, device=a.device, **opts)
     for p in paths:
         print(p)
@@ -114,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--condition", default=None, help="condition label (conditional models)")
     s.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
                    help="latent interpolation between two pieces (autoencoders)")
+    s.add_argument("--denoise", action="store_true", help="audio models: spectral-gating noise reduction")
+    s.add_argument("--griffin-lim", action="store_true", help="spectrogram models: rebuild phase with Griffin-Lim")
+    s.add_argument("--noise", type=float, default=None, help="WaveNet autoencoder: noise added to its codes")
     s.add_argument("--out", default=None, help="output folder (default RUN/samples)")
     s.add_argument("--wav", action="store_true", help="also render WAV with FluidSynth")
     s.add_argument("--device", default="cpu", help="cpu | cuda | auto")
