@@ -124,12 +124,7 @@ class MelodyLSTM(TunesmithModel):
             out[:, t] = nxt
             last, h, c = step(nxt, h, c)
         self.train(was_training)
-        res = []
-        for row in out.tolist():
-            if self.delimiter_id in row:
-                row = row[: row.index(self.delimiter_id)]
-            res.append(primer_ids + row)
-        return res
+        return self._melodies(primer_ids, out)
 
     @torch.no_grad()
     def sample_ids_window(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
@@ -139,8 +134,12 @@ class MelodyLSTM(TunesmithModel):
         for _ in range(steps):
             logits, _ = self.logits(seq[:, -codec.seq_len:])
             seq = torch.cat([seq, self.pick(logits[:, -1], temperature, top_k, generator)[:, None]], 1)
+        return self._melodies(primer_ids, seq[:, codec.seq_len + len(primer_ids):])
+
+    def _melodies(self, primer_ids: list[int], generated: torch.Tensor) -> list[list[int]]:
+        """Primer + each generated row up to its first '/' (the end of the song)."""
         res = []
-        for row in seq[:, codec.seq_len + len(primer_ids):].tolist():
+        for row in generated.tolist():
             if self.delimiter_id in row:
                 row = row[: row.index(self.delimiter_id)]
             res.append(primer_ids + row)
