@@ -25,7 +25,6 @@ from .base import Audio, TunesmithModel, register_model
 @register_model("audio_cvae")
 class AudioCVAE(TunesmithModel):
     objective = "variational"
-    sample_options = ("condition", "temperature")
 
     def __init__(self, num_samples: int, num_labels: int, sample_rate: int = 16000, latent_dim: int = 64,
                  channels: list[int] = (16, 32, 64, 128), kernel_size: int = 9, stride: int = 4,

@@ -35,7 +35,6 @@ class RollAutoencoder(TunesmithModel):
     objective = "likelihood"
     variational = False
     conditional = False
-    sample_options = ("sliders", "interpolate", "condition", "tempo", "threshold")
 
     def __init__(self, pitches: int, bars: int = 16, steps_per_bar: int = 96, n_labels: int = 0,
                  latent: int = 100, hidden: int = 1600, bar_hidden: int = 2000, bar_code: int = 200,

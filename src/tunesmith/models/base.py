@@ -47,8 +47,6 @@ class TunesmithModel(nn.Module):
     registry_name: ClassVar[str] = ""
     #: what the validation loss measures, for messages (e.g. "nats/step")
     loss_unit: ClassVar[str] = ""
-    #: options of ``tunesmith sample`` this family understands (others are rejected with a clear message)
-    sample_options: ClassVar[tuple[str, ...]] = ()
 
     def forward(self, batch: dict[str, torch.Tensor], mode: str = "loss", step: int = 0) -> dict[str, torch.Tensor]:
         raise NotImplementedError

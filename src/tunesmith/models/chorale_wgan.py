@@ -81,7 +81,6 @@ class RollCritic(nn.Module):
 
 @register_model("chorale_wgan")
 class ChoraleWGAN(GANBase):
-    sample_options = ("tempo", "condition")
 
     def __init__(self, seq_len: int = 32, n_tracks: int = 4, latent_channels: int = 512,
                  gen_widths: list[int] = (32, 64, 128), critic_widths: list[int] = (32, 64, 128, 256),

@@ -87,7 +87,6 @@ class GANBase(TunesmithModel):
     """Adversarial losses, logging and checkpoint pictures shared by every GAN family."""
 
     objective = "adversarial"
-    sample_options = ("tempo",)
     n_fixed = 32  # fixed-noise batch for on_checkpoint
 
     def __init__(self, loss: str = "bce", gp_weight: float = 10.0, l2: float = 0.0, l2_generator: bool = True):

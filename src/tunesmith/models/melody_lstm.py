@@ -19,7 +19,6 @@ from .base import TunesmithModel, register_model
 class MelodyLSTM(TunesmithModel):
     objective = "likelihood"
     loss_unit = "nats/step"
-    sample_options = ("primer", "temperature", "top_k", "steps", "tempo")
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, hidden: int = 256, layers: int = 1,
                  dropout: float = 0.2, embed_dim: int = 0, target: str = "all", mask_delimiter_runs: bool = True):
@@ -86,7 +85,7 @@ class MelodyLSTM(TunesmithModel):
         """A one-token step of the trained network as plain tensor ops (eval mode): the input projection of
         a one-hot/embedded symbol is a row lookup, so each step costs two small matmuls per layer instead of
         a call into ``nn.LSTM`` (about 3x less overhead per token on CPU)."""
-        L, H = self.lstm.num_layers, self.lstm.hidden_size
+        L = self.lstm.num_layers
         w = [(getattr(self.lstm, f"weight_ih_l{k}"), getattr(self.lstm, f"weight_hh_l{k}"),
               getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")) for k in range(L)]
         emb = self.embed.weight if self.embed is not None else None

@@ -51,7 +51,6 @@ class PatchDiscriminator(nn.Module):
 
 @register_model("patchgan")
 class PatchGAN(GANBase):
-    sample_options = ("tempo", "temperature")
 
     def __init__(self, vocab_size: int = 89, seq_len: int = 64, embed_dim: int = 128, hidden: int = 256,
                  disc_channels: list[int] = (64, 128), kernel: int = 5, loss: str = "bce", gp_weight: float = 10.0):
