@@ -82,6 +82,19 @@ def cmd_serve(a) -> None:
     serve(a.runs, host=a.host, port=a.port)
 
 
+def cmd_zoo(a) -> None:
+    from . import zoo
+
+    have = zoo.names()
+    if not have:
+        print("no models shipped yet (scripts/train_zoo.sh NAME makes one)")
+        return
+    print(f"{'name':<24} {'family':<16} description")
+    for name in have:
+        c = zoo.card(name)
+        print(f"{'zoo:' + name:<24} {c.get('family', ''):<16} {c.get('description', '')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tunesmith", description="Train, sample, evaluate and serve deep "
                                 "generative models of music.")
@@ -137,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="report", help="report folder (default report/)")
     s.add_argument("--max-pieces", type=int, default=None, help="use at most this many pieces per set")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("zoo", help="list the trained models shipped with tunesmith (use them as zoo:NAME)")
+    s.set_defaults(fn=cmd_zoo)
 
     s = sub.add_parser("serve", help="the web app: play with trained models in a browser")
     s.add_argument("runs", nargs="+", help="run directories to load")

@@ -13,6 +13,7 @@ from ..data.notes import Score
 from ..errors import TunesmithError
 from ..models.base import Audio
 from ..training.checkpoint import load_run
+from ..zoo import is_zoo
 from ..training.trainer import resolve_device
 from .render import render_midi, write_wav
 from .spectrogram_png import save_spectrogram_png
@@ -66,7 +67,12 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     defaults.pop("num", None)
     opts = {**defaults, **{k: v for k, v in options.items() if v is not None}}
     items = generate(model, codec, num, seed=seed, **opts)
-    out = Path(out_dir) if out_dir else Path(run_dir) / "samples"
+    if out_dir:
+        out = Path(out_dir)
+    elif is_zoo(run_dir):  # never write into the installed package
+        out = Path("samples") / str(run_dir)[len("zoo:"):]
+    else:
+        out = Path(run_dir) / "samples"
     paths = write_outputs(items, out, wav=wav)
     print(f"wrote {len(paths)} files to {out}", file=sys.stderr)
     return paths

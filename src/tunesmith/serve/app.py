@@ -67,13 +67,14 @@ def _kind(model) -> tuple[str, dict]:
 
 def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
     from ..training.checkpoint import load_run
+    from ..zoo import is_zoo
 
     if not runs:
         raise TunesmithError("give at least one run directory: tunesmith serve RUN [RUN...]")
     entries: dict[str, Entry] = {}
     for r in runs:
         model, codec, cfg, meta = load_run(r, "cpu")
-        base = NAME_RE.sub("-", Path(r).resolve().name)[:40] or "model"
+        base = NAME_RE.sub("-", str(r)[4:] if is_zoo(r) else Path(r).resolve().name)[:40] or "model"
         name, i = base, 2
         while name in entries:
             name, i = f"{base}-{i}", i + 1

@@ -49,7 +49,9 @@ def write_checkpoint(run_dir: Path, model: torch.nn.Module, config: Config, code
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
-    run_dir = Path(run_dir)
+    from ..zoo import resolve_run
+
+    run_dir = resolve_run(run_dir)
     for name in (CKPT, f"{CKPT}.old"):
         d = run_dir / name
         if (d / "model.safetensors").exists():
