@@ -29,7 +29,7 @@ def open_page(pw, url):
     page.on("request", lambda r: problems.append(f"offsite: {r.url}") if not r.url.startswith(url) and
             not r.url.startswith(("blob:", "data:")) else None)
     page.goto(url + "/")
-    page.wait_for_function("window.tunesmith && window.tunesmith.piece && window.tunesmith.version >= 1")
+    page.wait_for_function("window.tunesmith && window.tunesmith.state.piece && window.tunesmith.state.version >= 1")
     return browser, page, problems
 
 
@@ -51,31 +51,31 @@ def test_browser_sliders_play_and_download(tmp_path):
             assert page.locator(".slider input").count() == 6
             assert "notes" in page.locator("#status").inner_text()
             # move slider 1 with the keyboard, as a person would: the roll is redrawn from a new answer
-            v0 = page.evaluate("window.tunesmith.version")
+            v0 = page.evaluate("window.tunesmith.state.version")
             page.locator("#slider-0").focus()
             page.keyboard.press("End")  # to the top of its range (+3 standard deviations)
-            page.wait_for_function(f"window.tunesmith.version > {v0} && !window.tunesmith.inflight")
-            assert page.evaluate("window.tunesmith.sliders[0]") == 3
-            assert page.evaluate("window.tunesmith.piece.sliders[0]") == 3
+            page.wait_for_function(f"window.tunesmith.state.version > {v0} && !window.tunesmith.state.inflight")
+            assert page.evaluate("window.tunesmith.state.sliders[0]") == 3
+            assert page.evaluate("window.tunesmith.state.piece.sliders[0]") == 3
             # play: the playhead moves; pause keeps the place; stop goes back to the start
             page.locator("#play").click()
-            page.wait_for_function("window.tunesmith.playing && window.tunesmith.position > 0.3", timeout=10_000)
+            page.wait_for_function("window.tunesmith.state.playing && window.tunesmith.state.position > 0.3", timeout=10_000)
             assert page.locator("body").get_attribute("data-playing") == "1"
             page.locator("#pause").click()
-            pos = page.evaluate("window.tunesmith.position")
-            assert not page.evaluate("window.tunesmith.playing") and pos > 0.3
+            pos = page.evaluate("window.tunesmith.state.position")
+            assert not page.evaluate("window.tunesmith.state.playing") and pos > 0.3
             page.wait_for_timeout(200)
-            assert page.evaluate("window.tunesmith.position") == pos
+            assert page.evaluate("window.tunesmith.state.position") == pos
             page.locator("#stop").click()
-            assert page.evaluate("window.tunesmith.position") == 0
+            assert page.evaluate("window.tunesmith.state.position") == 0
             # random and reset
-            v1 = page.evaluate("window.tunesmith.version")
+            v1 = page.evaluate("window.tunesmith.state.version")
             page.locator("#random").click()
-            page.wait_for_function(f"window.tunesmith.version > {v1} && !window.tunesmith.inflight")
+            page.wait_for_function(f"window.tunesmith.state.version > {v1} && !window.tunesmith.state.inflight")
             page.locator("#reset").click()
-            page.wait_for_function("window.tunesmith.sliders.every(v => v === 0) && !window.tunesmith.inflight")
+            page.wait_for_function("window.tunesmith.state.sliders.every(v => v === 0) && !window.tunesmith.state.inflight")
             # download the MIDI of what is shown, and read it back
-            n = page.evaluate("window.tunesmith.piece.notes.length")
+            n = page.evaluate("window.tunesmith.state.piece.notes.length")
             with page.expect_download() as dl:
                 page.locator("#download-midi").click()
             path = tmp_path / "download.mid"
@@ -85,7 +85,7 @@ def test_browser_sliders_play_and_download(tmp_path):
             assert len(score) == n > 0
             # the LSTM: primer and temperature controls
             page.locator("#model").select_option("lstm")
-            page.wait_for_function("window.tunesmith.model.name === 'lstm' && window.tunesmith.piece.model === 'lstm'")
+            page.wait_for_function("window.tunesmith.state.model.name === 'lstm' && window.tunesmith.state.piece.model === 'lstm'")
             assert page.locator("#primer").is_visible() and not page.locator("#sliders").is_visible()
             assert page.locator("#primer").input_value() == "67 _ 67 _"
             if os.environ.get("TUNESMITH_SCREENSHOT"):
@@ -111,9 +111,9 @@ def screenshot(runs: list[str], out: str) -> None:
                 for _ in range(times):
                     page.keyboard.press(key)
         page.wait_for_timeout(800)
-        page.wait_for_function("!window.tunesmith.inflight")
+        page.wait_for_function("!window.tunesmith.state.inflight")
         page.locator("#play").click()
-        page.wait_for_function("window.tunesmith.position > 6", timeout=20_000)
+        page.wait_for_function("window.tunesmith.state.position > 6", timeout=20_000)
         page.screenshot(path=out)
         print(page.locator("#status").inner_text(), problems)
         browser.close()

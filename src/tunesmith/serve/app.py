@@ -156,6 +156,31 @@ class GenerateResponse(BaseModel):
     ms: float
 
 
+# ------------------------------------------------------------------------------------------ feature modules
+def feature_modules() -> list:
+    """The ``serve/<feature>.py`` modules that plug into the app, in name order.
+
+    Contract (no edit of this file needed): a module in this package that defines a module-level FastAPI
+    ``router`` (``fastapi.APIRouter``) has its routes included by :func:`create_app`. Its handlers reach the
+    loaded models through ``request.app.state.entries`` (``{name: Entry}``, the same objects the built-in routes
+    use; hold ``entry.lock`` while running a model). Optionally it defines ``model_options(entry) -> dict``,
+    merged into that model's ``GET /api/models`` entry (e.g. ``{"encode": True}``), so the page knows what each
+    model offers. The page side is ``static/<feature>.js`` using the ``window.tunesmith`` hooks (see app.js).
+    A module that fails to import stops the app with its own error: a broken feature is never silently skipped.
+    """
+    import importlib
+    import pkgutil
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules([str(Path(__file__).parent)]), key=lambda i: i.name):
+        if info.name == "app" or info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__package__}.{info.name}")
+        if getattr(mod, "router", None) is not None:
+            mods.append(mod)
+    return mods
+
+
 def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] | None = None):
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
@@ -212,9 +237,18 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
+    features = feature_modules()
+
+    def _model_info(e: Entry) -> dict:
+        info = {"name": e.name, "kind": e.kind, **e.options}
+        for mod in features:
+            if hasattr(mod, "model_options"):
+                info.update(mod.model_options(e) or {})
+        return info
+
     @app.get("/api/models", summary="The loaded models and the controls each one takes")
     def models() -> list[dict]:
-        return [{"name": e.name, "kind": e.kind, **e.options} for e in (entries[n] for n in names)]
+        return [_model_info(entries[n]) for n in names]
 
     @app.post("/api/generate", summary="Generate one piece; returns its notes", response_model=GenerateResponse)
     def generate(req: GenerateRequest):
@@ -294,6 +328,8 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
                         headers={"Content-Disposition": 'attachment; filename="tunesmith.wav"'})
 
     app.state.entries = entries
+    for mod in features:                 # serve/<feature>.py routers (see feature_modules)
+        app.include_router(mod.router)
     return app
 
 

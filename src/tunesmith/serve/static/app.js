@@ -8,7 +8,33 @@ const app = {
   ctx: null, voices: [], playing: false, playToken: 0, startBeat: 0, startTime: 0, position: 0, master: null,
   lastMs: null, errors: 0,
 };
-window.tunesmith = app;
+
+// ------------------------------------------------------------------------------------------ hooks for features
+// Feature scripts (static/<feature>.js, loaded after this file) plug in through window.tunesmith:
+//   tunesmith.model()          the current model entry from GET /api/models ({name, kind, title, ...}) or null
+//   tunesmith.piece()          the piece on screen: {notes: [{p, s, d, v}], length (beats), tempo, model, seed, ...}
+//   tunesmith.setPiece(piece)  show / play a piece you made (notes in beats; length optional); it becomes current
+//   tunesmith.onPieceChange(cb)  cb(piece) after every new piece (generated, uploaded, or set by a feature)
+//   tunesmith.onModelChange(cb)  cb(model) after the user picks a model (and once at start)
+//   tunesmith.api(path, body)  fetch JSON (POST when body given); throws Error(one short sentence) on a 4xx/5xx
+//   tunesmith.status(msg, isError)  one line in the status bar
+//   tunesmith.state            the page's state object (read-only for features; tests read it)
+const hooks = {piece: [], model: []};
+function emit(kind, arg) { for (const cb of hooks[kind]) { try { cb(arg); } catch (e) { console.warn(e); } } }
+window.tunesmith = {
+  model: () => app.model,
+  piece: () => app.piece,
+  setPiece: (piece) => {
+    const notes = (piece.notes || []).map((n) => ({p: n.p, s: n.s, d: n.d, v: n.v || 90}));
+    const length = piece.length || notes.reduce((m, n) => Math.max(m, n.s + n.d), 0);
+    setPiece({...piece, notes, length, tempo: piece.tempo || tempo(), model: piece.model || (app.model && app.model.name)});
+  },
+  onPieceChange: (cb) => { hooks.piece.push(cb); },
+  onModelChange: (cb) => { hooks.model.push(cb); if (app.model) cb(app.model); },
+  api: (path, body) => api(path, body).then((r) => (r.headers.get("content-type") || "").includes("json") ? r.json() : r),
+  status: (msg, error) => status(msg, error),
+  state: app,
+};
 
 // ------------------------------------------------------------------------------------------ server calls
 async function api(path, body) {
@@ -73,6 +99,7 @@ function setPiece(piece) {
   app.piece = piece;
   app.version++;
   document.body.dataset.version = app.version;
+  emit("piece", piece);
   if (wasPlaying) {               // hear the change at once: reschedule from where we are
     stopVoices();
     app.playing = false;
@@ -115,6 +142,7 @@ function chooseModel(name) {
     $("temperature").value = m.temperature || 1; $("temperature-out").textContent = $("temperature").value;
     $("steps").value = m.steps || 256;
   }
+  emit("model", m);
   regenerate();
 }
 
