@@ -23,24 +23,69 @@ from ..errors import TunesmithError
 CKPT = "checkpoint"
 
 
+def weights_state(model: torch.nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """The model's state dict as independent, contiguous CPU tensors, every name kept.
+
+    ``safetensors`` refuses tensors that share storage without one covering all of it: cuDNN keeps an LSTM's
+    weights as views into one flat buffer, and tied weights are one tensor under two names. Copying each
+    entry makes every tensor its own storage, so any model on any device can be saved; loading copies the
+    values back into whatever layout the model has."""
+    out = {}
+    for k, v in model.state_dict().items():
+        v = v.detach()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        out[k] = v.to("cpu", copy=True).contiguous()
+    return out
+
+
+def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype | None = None) -> None:
+    from safetensors.torch import save_file
+
+    save_file(weights_state(model, dtype), str(path))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load ``path`` into ``model`` (strict). Files written before every name was kept (by
+    ``safetensors.torch.save_model``, which drops one name of each tied pair) load too: a name missing from
+    the file is accepted when the model's tensor under it shares storage with one the file has."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path))
+    own = model.state_dict()
+    unexpected = sorted(set(state) - set(own))
+    missing = sorted(set(own) - set(state))
+    if missing:
+        def alias(t: torch.Tensor) -> tuple:
+            return (t.data_ptr(), tuple(t.shape), t.stride())
+
+        present = {alias(own[k]) for k in state if k in own}
+        missing = [k for k in missing if alias(own[k]) not in present]
+    if unexpected or missing:
+        raise RuntimeError(f"unexpected keys {unexpected[:3]}, missing keys {missing[:3]}")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise RuntimeError(f"{k} has shape {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model")
+    model.load_state_dict(state, strict=False)
+
+
 def write_checkpoint(run_dir: Path, model: torch.nn.Module, config: Config, codec, trainer_state: dict,
                      meta: dict) -> Path:
-    from safetensors.torch import save_model
-
     run_dir = Path(run_dir)
     tmp = run_dir / f".{CKPT}.tmp{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / "model.safetensors"))
+    save_weights(model, tmp / "model.safetensors")
     save_json(config.to_dict(), tmp / "config.json")
     save_json(codec.state(), tmp / "codec.json")
     torch.save(trainer_state, tmp / "trainer.pt")
     save_json(meta, tmp / "meta.json")
     final, old = run_dir / CKPT, run_dir / f"{CKPT}.old"
-    if old.exists():
-        shutil.rmtree(old)
+    # At every moment a complete checkpoint exists under `checkpoint` or `checkpoint.old`.
     if final.exists():
+        if old.exists():
+            shutil.rmtree(old)   # `checkpoint` is complete (it was renamed into place whole)
         os.replace(final, old)
     os.replace(tmp, final)
     if old.exists():
@@ -73,8 +118,6 @@ def read_json(path: Path) -> Any:
 
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     """(model in eval mode, codec, config, meta) from a run directory alone."""
-    from safetensors.torch import load_model
-
     from ..models import build_model
 
     d = checkpoint_dir(run_dir)
@@ -83,7 +126,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu"):
     meta = read_json(d / "meta.json") if (d / "meta.json").exists() else {}
     model = build_model(cfg.model["name"], codec.model_info(), **{k: v for k, v in cfg.model.items() if k != "name"})
     try:
-        load_model(model, str(d / "model.safetensors"), strict=True, device=str(device))
+        load_weights(model, d / "model.safetensors")
     except Exception as e:
         raise TunesmithError(f"weights in {d / 'model.safetensors'} are unreadable or do not fit the model "
                              f"({str(e).splitlines()[0][:100]}): retrain or restore the checkpoint") from None

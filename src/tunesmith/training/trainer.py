@@ -19,7 +19,7 @@ from ..config import Config, load_config, save_json
 from ..data.base import build_data
 from ..errors import TunesmithError
 from ..models import build_model
-from .checkpoint import checkpoint_dir, load_trainer_state, write_checkpoint
+from .checkpoint import checkpoint_dir, load_trainer_state, load_weights, write_checkpoint
 from .logger import MetricsLogger, plot_losses
 from .objectives import make_objective
 
@@ -163,8 +163,6 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
                                                              patience=tc.plateau_patience)
     step, consumed, best, stale = 0, 0, math.inf, 0
     if resume and has_ckpt:
-        from safetensors.torch import load_model
-
         ck = checkpoint_dir(out)
         import json
 
@@ -173,7 +171,11 @@ def train(config: Config | str | Path, out_dir: str | Path, device: str = "auto"
             if saved.get(sec) != getattr(cfg, sec):
                 raise TunesmithError(f"the [{sec}] section differs from the checkpoint's in {out}: resume with the "
                                      "same config, or train into another --out")
-        load_model(model, str(ck / "model.safetensors"), device=str(dev))
+        try:
+            load_weights(model, ck / "model.safetensors")
+        except Exception as e:
+            raise TunesmithError(f"cannot resume: weights in {ck / 'model.safetensors'} are unreadable or do not fit "
+                                 f"the model ({str(e).splitlines()[0][:100]}); start a new run") from None
         st = load_trainer_state(out)
         for k, o in objective.optimizers.items():
             o.load_state_dict(st["optimizers"][k])
