@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         a.fn(a)
     except TunesmithError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return int(getattr(e, "exit_code", 1))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -61,7 +61,7 @@ class Objective:
         if data is None or len(data) == 0:
             return {}
         model.eval()
-        sums: dict[str, float] = {}
+        sums: dict[str, torch.Tensor] = {}
         n = 0
         for i in range(0, len(data), batch_size):
             idx = torch.arange(i, min(i + batch_size, len(data)))
@@ -69,10 +69,14 @@ class Objective:
             with self.autocast(device):
                 out = model(batch, mode="loss", step=step)
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
+                v = (v.detach().double() if torch.is_tensor(v) else torch.tensor(float(v), dtype=torch.float64,
+                                                                                 device=device)) * len(idx)
+                sums[k] = sums[k] + v if k in sums else v
             n += len(idx)
         model.train()
-        return {k: v / n for k, v in sums.items()}
+        keys = list(sums)
+        values = torch.stack([sums[k].reshape(()) for k in keys]).tolist() if keys else []   # one host sync
+        return {k: v / n for k, v in zip(keys, values)}
 
 
 class LikelihoodObjective(Objective):
