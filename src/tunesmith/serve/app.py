@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from fastapi import Request  # module level: route signatures are resolved from this module's globals
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..errors import TunesmithError
@@ -37,6 +38,10 @@ MAX_BEATS = 4096.0             # length of a piece in beats
 MAX_STEPS = 2000               # LSTM steps per request
 TEMPO_RANGE = (20.0, 300.0)
 SLIDER_LIMIT = 3.0
+WAV_MAX_SECONDS = 180.0        # audio per WAV request (FluidSynth: about 0.3 s of CPU per minute of audio)
+RENDERS_AT_ONCE = 2            # WAV renders running at the same time (the rest wait in line)
+RENDERS_PER_CLIENT = 2         # renders one client may have running or waiting; more get 429
+BEATS_PER_BAR = 4.0
 NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -91,8 +96,58 @@ def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
             opts["threshold"] = float(codec.threshold)
             opts["output"] = getattr(model, "output", "sigmoid")
         opts["tempo"] = float(sample.get("tempo", getattr(codec, "tempo", 120.0)) or 120.0)
+        opts.update(_describe(r, cfg, meta, opts["family"], kind))
+        if kind == "lstm" and hasattr(codec, "vocab") and hasattr(codec, "step"):
+            pitches = [int(s) for s in codec.vocab if str(s).isdigit()]
+            opts["step"] = float(codec.step)           # beats per primer symbol
+            opts["pitch_range"] = [min(pitches), max(pitches)] if pitches else [0, 127]
+        if kind == "vae" and hasattr(model, "encode_score"):
+            opts["encode"] = True                      # POST /api/import places a melody on the sliders
+        opts["piece_beats"] = _piece_beats(kind, codec, opts)
         entries[name] = Entry(name, str(r), model, codec, cfg, meta, kind, opts)
     return entries
+
+
+def _describe(run, cfg, meta: dict, family: str, kind: str) -> dict:
+    """Title and one-line description: the zoo model card's, else the run config's (``name``, ``description``)."""
+    from ..zoo import card, is_zoo
+
+    c = card(str(run)) if is_zoo(run) else {}
+    title = str(c.get("title") or "").strip()
+    desc = str(c.get("description") or getattr(cfg, "description", "") or "").strip()
+    if not title:
+        title = str(getattr(cfg, "name", "") or "").replace("_", " ").strip() or family or kind
+    if not desc:
+        data = cfg.data.get("dataset", "") if isinstance(getattr(cfg, "data", None), dict) else ""
+        desc = f"{family or kind} model" + (f" trained on {data}" if data else "")
+    steps = meta.get("step") if isinstance(meta, dict) else None
+    return {"title": title[:80], "description": desc[:200], "trained_steps": int(steps) if isinstance(steps, int) else None}
+
+
+def _sentence(msg: str, limit: int = 200) -> str:
+    """One line, at most ``limit`` characters (an error never echoes a long input in full)."""
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[: limit - 1] + "\u2026"
+
+
+def _check_primer(text: str, e: "Entry") -> None:
+    """Say which primer symbol is wrong and what the symbols are (the codec's own message echoes it whole)."""
+    known = set(map(str, e.codec.vocab))
+    for tok in text.split():
+        if tok not in known or tok == "/":
+            lo, hi = e.options["pitch_range"]
+            shown = tok if len(tok) <= 12 else tok[:10] + "\u2026"
+            raise TunesmithError(f"primer symbol {shown!r} is not one this model knows: use MIDI pitches {lo}-{hi} "
+                                 f"(60 = middle C), '_' to hold, 'r' for a rest")
+
+
+def _piece_beats(kind: str, codec, opts: dict) -> float:
+    """The longest piece this model makes through the API, in beats (the WAV length cap follows it)."""
+    if kind == "vae":
+        return float(opts["beats"])
+    if kind == "lstm" and "step" in opts:
+        return (MAX_STEPS + 400) * opts["step"]
+    return 64 * BEATS_PER_BAR
 
 
 # ------------------------------------------------------------------------------------------ notes <-> JSON
@@ -111,7 +166,7 @@ class Strict(BaseModel):
 
 class GenerateRequest(Strict):
     model: str = Field(description="name of a loaded model (see GET /api/models)", max_length=64)
-    sliders: Optional[list[float]] = Field(None, max_length=100,
+    sliders: Optional[list[float]] = Field(None, min_length=1, max_length=100,
                                            description=f"VAE: slider values in standard deviations, "
                                                        f"each in [-{SLIDER_LIMIT:g}, {SLIDER_LIMIT:g}]")
     condition: Optional[str] = Field(None, max_length=64, description="conditional VAE: a label")
@@ -149,6 +204,7 @@ class GenerateResponse(BaseModel):
     kind: str
     seed: int
     sliders: Optional[list[float]] = None
+    primed: bool = False
     notes: list[dict]
     length: float
     tempo: float
@@ -182,7 +238,8 @@ def feature_modules() -> list:
 
 
 def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] | None = None):
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException
+    from starlette.exceptions import HTTPException as StarletteHTTPException
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, JSONResponse, Response
     from fastapi.staticfiles import StaticFiles
@@ -213,15 +270,25 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
         resp.headers["Referrer-Policy"] = "no-referrer"
         return resp
 
+    # Every refused request answers {"detail": one short sentence}; invalid input is always 422.
     @app.exception_handler(RequestValidationError)
     async def _invalid(request, exc: RequestValidationError):
         # no echo of the input (it may be huge, or NaN, which JSON cannot carry)
-        errs = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200]} for e in exc.errors()[:20]]
-        return JSONResponse({"detail": errs}, status_code=422)
+        errs = [{"loc": [str(x) for x in e.get("loc", ()) if x != "body"], "msg": str(e.get("msg", ""))[:200]}
+                for e in exc.errors()[:20]]
+        first = errs[0] if errs else {"loc": [], "msg": "invalid request"}
+        where = ".".join(x for x in first["loc"] if not x.isdigit()) or "request"
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        return JSONResponse({"detail": f"{where}: {first['msg']}{more}"[:200], "errors": errs}, status_code=422)
 
     @app.exception_handler(TunesmithError)
     async def _bad_input(request, exc: TunesmithError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": _sentence(str(exc))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(request, exc: HTTPException):
+        return JSONResponse({"detail": _sentence(str(exc.detail))}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.get("/", include_in_schema=False)
     def index():
@@ -263,6 +330,8 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
             raise HTTPException(422, f"model {e.name} ({e.kind}) takes no sliders, condition or threshold")
         if e.kind != "lstm" and (req.primer is not None or req.temperature is not None or req.steps is not None):
             raise HTTPException(422, f"model {e.name} ({e.kind}) takes no primer, temperature or steps")
+        if e.kind == "lstm" and req.primer and e.options.get("pitch_range"):
+            _check_primer(req.primer, e)
         with e.lock, torch.inference_mode():
             gen = torch.Generator(device="cpu").manual_seed(seed)
             used = None
@@ -291,9 +360,10 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
                 opts = {"tempo": req.tempo} if "tempo" in params else {}
                 score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
         if not hasattr(score, "pitch"):
-            raise HTTPException(400, f"model {e.name} makes audio, which the web app does not play yet")
+            raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
         out = score_to_json(score, req.tempo)
         return {"model": e.name, "kind": e.kind, "seed": seed, "sliders": used, **out,
+                "primed": bool(e.kind == "lstm" and (req.primer or e.options.get("primer"))),
                 "ms": round((time.perf_counter() - t0) * 1000, 2)}
 
     def _score(req: NotesRequest):
@@ -313,24 +383,119 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
         return Response(data, media_type="audio/midi",
                         headers={"Content-Disposition": 'attachment; filename="tunesmith.mid"'})
 
+    # WAV cost is bounded: length (the longest piece a loaded model makes, and WAV_MAX_SECONDS), renders at once
+    # (RENDERS_AT_ONCE; the rest wait in line) and renders per client (RENDERS_PER_CLIENT running or waiting).
+    wav_beats = max([e.options.get("piece_beats", 64.0) for e in entries.values()] + [16.0])
+    renders = threading.BoundedSemaphore(RENDERS_AT_ONCE)
+    per_client: dict[str, int] = {}
+    clients_lock = threading.Lock()
+
     @app.post("/api/wav", summary="The given notes rendered to WAV with FluidSynth (download)",
-              responses={200: {"content": {"audio/wav": {}}}})
-    def wav(req: NotesRequest):
+              responses={200: {"content": {"audio/wav": {}}},
+                         422: {"description": f"longer than the longest piece a loaded model makes "
+                                              f"({wav_beats:g} beats) or than {WAV_MAX_SECONDS:g} s"},
+                         429: {"description": f"more than {RENDERS_PER_CLIENT} renders from this client at once"}})
+    def wav(req: NotesRequest, request: Request):
         from ..data.midi import write_midi
         from ..sampling.render import render_midi
 
-        if req.notes and max(x.s + x.d for x in req.notes) * 60.0 / req.tempo > 600:
-            raise HTTPException(422, "a WAV is limited to 10 minutes")
-        with tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
-            mid = write_midi(_score(req), Path(d) / "piece.mid")
-            data = render_midi(mid, Path(d) / "piece.wav", sample_rate=22050).read_bytes()
+        end = max((x.s + x.d for x in req.notes), default=0.0)
+        if end > wav_beats + 1e-6:
+            raise HTTPException(422, f"a WAV is at most {wav_beats:g} beats long (the longest piece these models "
+                                     f"make); this one is {end:.4g}")
+        if end * 60.0 / req.tempo > WAV_MAX_SECONDS:
+            raise HTTPException(422, f"a WAV is at most {WAV_MAX_SECONDS:g} seconds long; this one is "
+                                     f"{end * 60.0 / req.tempo:.0f} s at {req.tempo:g} bpm")
+        who = request.client.host if request.client else "-"
+        with clients_lock:
+            if per_client.get(who, 0) >= RENDERS_PER_CLIENT:
+                raise HTTPException(429, f"{RENDERS_PER_CLIENT} renders of yours are already running or waiting: "
+                                         f"try again when one is done", headers={"Retry-After": "2"})
+            per_client[who] = per_client.get(who, 0) + 1
+        try:
+            with renders, tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
+                mid = write_midi(_score(req), Path(d) / "piece.mid")
+                data = render_midi(mid, Path(d) / "piece.wav", sample_rate=22050).read_bytes()
+        finally:
+            with clients_lock:
+                per_client[who] -= 1
+                if not per_client[who]:
+                    del per_client[who]
         return Response(data, media_type="audio/wav",
                         headers={"Content-Disposition": 'attachment; filename="tunesmith.wav"'})
+
+    @app.post("/api/import", summary="Bring a melody in: a MIDI file (the request body) read for one model",
+              responses={200: {"description": "{notes, length, tempo, title, primer?, sliders?}: the melody as "
+                                              "notes; for a primer model its first bars as primer text; for a "
+                                              "VAE its code projected on the sliders"},
+                         422: {"description": "not a readable MIDI file, no notes, or an unknown model"}})
+    async def import_midi(request: Request, model: str):
+        body = await request.body()
+        if model not in entries:
+            raise HTTPException(422, f"unknown model {model[:64]!r}; loaded: {', '.join(names)}")
+        if not body:
+            raise HTTPException(422, "send the MIDI file as the request body")
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(import_melody, entries[model], body, wav_beats)
 
     app.state.entries = entries
     for mod in features:                 # serve/<feature>.py routers (see feature_modules)
         app.include_router(mod.router)
     return app
+
+
+def import_melody(e: Entry, data: bytes, max_beats: float) -> dict:
+    """A MIDI file's notes for the page; a primer in the model's text (LSTM); slider values (VAE)."""
+    from ..data.midi import read_midi
+
+    with tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
+        (Path(d) / "upload.mid").write_bytes(data)
+        try:
+            score = read_midi(Path(d) / "upload.mid").pitched()
+        except TunesmithError:
+            raise TunesmithError("that file is not a readable MIDI file") from None
+    if len(score) == 0:
+        raise TunesmithError("that MIDI file has no notes")
+    keep = score.start < max_beats
+    score = score.select(np.flatnonzero(keep))
+    score.duration = np.minimum(score.duration, max_beats - score.start)
+    tempo = float(min(max(score.tempo or 120.0, TEMPO_RANGE[0]), TEMPO_RANGE[1]))
+    out = {"title": NAME_RE.sub(" ", "melody")[:40], **score_to_json(score, tempo)}
+    if e.kind == "lstm" and "step" in e.options:
+        out.update(_as_primer(score, e))
+    if e.kind == "vae" and e.options.get("encode"):
+        with e.lock, torch.inference_mode():
+            label = e.codec.label_index(e.options["labels"][0]) if e.options["labels"] else None
+            z = e.model.encode_score(e.codec, score, label)[None].float()
+            k = e.options["sliders"]
+            v = ((z - e.model.latent_mean) @ e.model.slider_basis[:k].T) / e.model.slider_scale[:k]
+        out["sliders"] = [round(float(x), 2) for x in v[0].clamp(-SLIDER_LIMIT, SLIDER_LIMIT)]
+    return out
+
+
+def _as_primer(score, e: Entry) -> dict:
+    """The melody's top voice, on the model's step grid, as primer text of at most 400 characters (whole
+    symbols); pitches outside the model's vocabulary move by octaves, then to the nearest known pitch."""
+    from ..data.timestep import encode_score
+
+    step = e.options["step"]
+    known = sorted(int(s) for s in e.codec.vocab if str(s).isdigit())
+    mel = score.monophonic()
+    lo, hi = known[0], known[-1]
+    pitch = np.array(mel.pitch, dtype=int)
+    while (pitch < lo).any() or (pitch > hi).any():
+        if hi - lo < 12:
+            break
+        pitch = np.where(pitch < lo, pitch + 12, np.where(pitch > hi, pitch - 12, pitch))
+    mel.pitch = np.array([min(known, key=lambda k: abs(k - p)) for p in pitch], dtype=mel.pitch.dtype)
+    symbols, text = encode_score(mel, step), ""
+    for tok in symbols:
+        if len(text) + len(tok) + 1 > 400:
+            break
+        text = f"{text} {tok}" if text else tok
+    n = len(text.split())
+    return {"primer": text, "primer_beats": round(n * step, 5)}
 
 
 def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000) -> None:
