@@ -52,6 +52,14 @@ def cmd_train(a) -> None:
 
 
 def cmd_sample(a) -> None:
+    if a.reconstruct:
+        from .sampling.reconstruct import reconstruct_run
+
+        if not a.out:
+            raise TunesmithError("--reconstruct needs --out FOLDER for the MIDI and reconstruction.json")
+        res = reconstruct_run(a.run, a.reconstruct, a.out, device=a.device, tempo=a.tempo or 120.0)
+        print(f"onset_f1 {res['onset_f1']:.4f} token_accuracy {res['token_accuracy']:.4f} n_phrases {res['n_phrases']}")
+        return
     from .sampling.generate import sample_run
 
     opts = {"primer": a.primer, "temperature": a.temperature, "top_k": a.top_k, "steps": a.steps,
@@ -129,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--condition", default=None, help="condition label (conditional models)")
     s.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
                    help="latent interpolation between two pieces (autoencoders)")
+    s.add_argument("--reconstruct", default=None, metavar="FOLDER_OR_DATASET",
+                   help="melody VAE: encode and decode each piece phrase by phrase (e.g. essen-erk:val); "
+                        "writes MIDI and OUT/reconstruction.json (onset F1, token accuracy)")
     s.add_argument("--denoise", action="store_true", help="audio models: spectral-gating noise reduction")
     s.add_argument("--griffin-lim", action="store_true", help="spectrogram models: rebuild phase with Griffin-Lim")
     s.add_argument("--noise", type=float, default=None, help="WaveNet autoencoder: noise added to its codes")

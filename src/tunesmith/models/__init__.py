@@ -12,6 +12,7 @@ MODEL_MODULES = [
     "gan_dense", "lstm_gan", "patchgan", "chorale_wgan", "gan_onehot",  # GANs
     "autoencoder", "seq2seq",                                         # seed 001
     "spec_gan", "spec_bilstm", "wavenet", "audio_cvae",               # seed 003 audio
+    "melody_vae",                                                     # MusicVAE-style melody VAE (issue 12)
 ]
 
 

@@ -1,0 +1,218 @@
+"""Melody phrases for the melody VAE: the LSTM's time-step symbols, cut into fixed-length phrases.
+
+The songs are the ones the ``timestep`` encoding keeps (same duration filter, transposed to C major /
+A minor, the same split by song and the same vocabulary), so a melody VAE and the Essen LSTM see the same
+music. A bar is 4 beats = 16 steps whatever the notated meter (as the piano-roll encoding), so a 4-bar
+phrase is 64 symbols. Training phrases start every ``stride`` steps (default one bar); a song shorter than
+one phrase is padded with a rest. A phrase that starts inside a held note or rest starts with that
+note's pitch (or ``r``) instead of ``_``, so every phrase decodes on its own.
+
+**Transposition augmentation** (``augment``, semitones): every phrase is stored once; a batch shifts each
+item by one of the shifts that keeps all its pitches inside the vocabulary (an id lookup table per shift).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import TunesmithError
+from .base import DataBundle, register_encoding
+from .corpora import load_corpus, split_by_piece
+from .notes import Score
+from .timestep import HOLD, REST, SEED_DURATIONS, TimeStepCodec, encode_corpus, encode_score
+
+
+class PhraseCodec(TimeStepCodec):
+    """A :class:`TimeStepCodec` whose items are phrases of ``phrase_len`` symbols (``seq_len``)."""
+
+    name = "melody_phrase"
+
+    def __init__(self, vocab: list[str], step: float = 0.25, seq_len: int = 64, target: str = "all",
+                 steps_per_bar: int = 16):
+        super().__init__(vocab, step, seq_len, target)
+        self.steps_per_bar = int(steps_per_bar)
+        self.threshold = 0.5  # the web app's VAE contract; phrases are decoded by argmax, it is unused
+
+    @property
+    def phrase_len(self) -> int:
+        return self.seq_len
+
+    @property
+    def bars(self) -> int:
+        return self.seq_len // self.steps_per_bar
+
+    @property
+    def beats(self) -> float:
+        return self.seq_len * self.step
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "steps_per_bar": self.steps_per_bar}
+
+    @classmethod
+    def from_state(cls, state):
+        return cls(state["vocab"], state["step"], state["seq_len"], state.get("target", "all"),
+                   state.get("steps_per_bar", 16))
+
+    def model_info(self) -> dict[str, Any]:
+        return {"vocab_size": len(self.vocab), "phrase_len": self.seq_len, "steps_per_bar": self.steps_per_bar}
+
+    def pitch_table(self) -> np.ndarray:
+        """MIDI pitch of each vocabulary id, -1 for '/', '_' and 'r'."""
+        return np.array([int(s) if s.isdigit() else -1 for s in self.vocab])
+
+    def decode(self, ids, tempo: float = 120.0, threshold: float | None = None) -> Score:
+        """Phrase ids -> Score (``threshold`` is accepted for the web app's VAE contract and ignored)."""
+        if torch.is_tensor(ids):
+            ids = ids.tolist()
+        return super().decode(ids, tempo=tempo)
+
+    # ------------------------------------------------------------------ phrases of a piece
+    def phrases(self, score: Score, min_fill: float = 0.5, transpose: bool = False) -> list[list[int]]:
+        """A piece cut into consecutive phrases of ``phrase_len`` ids (the last, if at least ``min_fill`` of
+        a phrase, padded with a rest). Pitches outside the vocabulary are moved by octaves into it."""
+        from .notes import transposition_to_c_or_a
+
+        if transpose:
+            score = score.transpose(transposition_to_c_or_a(score.estimate_key()))
+        syms = fold_octaves(encode_score(score, self.step), self.vocab)
+        return cut_phrases(syms, self.seq_len, self.seq_len, pad_short=True, min_fill=min_fill,
+                           encode=self.encode)
+
+
+def fold_octaves(symbols: list[str], vocab: list[str]) -> list[str]:
+    pitches = sorted(int(s) for s in vocab if s.isdigit())
+    lo, hi = pitches[0], pitches[-1]
+    have = set(pitches)
+    out = []
+    for s in symbols:
+        if s.isdigit():
+            p = int(s)
+            while p < lo:
+                p += 12
+            while p > hi:
+                p -= 12
+            if p not in have:  # a gap in the vocabulary: nearest pitch that exists
+                p = min(have, key=lambda q: (abs(q - p), q))
+            s = str(p)
+        out.append(s)
+    return out
+
+
+def start_symbol(symbols: list[str], i: int) -> str:
+    """The symbol a phrase starting at ``i`` begins with: the sounding pitch or rest when ``i`` is held."""
+    if symbols[i] != HOLD:
+        return symbols[i]
+    for j in range(i - 1, -1, -1):
+        if symbols[j] != HOLD:
+            return symbols[j]
+    return REST
+
+
+def cut_phrases(symbols: list[str], length: int, stride: int, pad_short: bool = True, min_fill: float = 0.5,
+                encode=None) -> list:
+    """Phrases of ``length`` symbols starting every ``stride`` symbols. The tail after the last full
+    phrase becomes one more phrase (padded with a rest) when it is at least ``min_fill`` of a phrase or
+    when the song is shorter than one phrase (``pad_short``)."""
+    out = []
+    n = len(symbols)
+    starts = list(range(0, max(n - length, 0) + 1, stride)) if n >= length else []
+    for s in starts:
+        w = [start_symbol(symbols, s)] + symbols[s + 1:s + length]
+        out.append(w)
+    tail = (starts[-1] + length) if starts else 0
+    if stride >= length:  # consecutive phrases: the rest of the song
+        rest = n - tail
+        if rest > 0 and (rest >= min_fill * length or (not starts and pad_short)):
+            w = [start_symbol(symbols, tail)] + symbols[tail + 1:] + [REST] + [HOLD] * (length - rest - 1)
+            out.append(w[:length])
+    elif n < length and pad_short:
+        out.append(list(symbols[:1]) + symbols[1:] + [REST] + [HOLD] * (length - n - 1))
+    if encode is not None:
+        out = [encode(w) for w in out]
+    return out
+
+
+class PhraseData:
+    """Phrases (N, L) stored once; item ``i`` is phrase ``pairs[i, 0]`` shifted by ``shifts[pairs[i, 1]]``."""
+
+    def __init__(self, phrases: np.ndarray, codec: PhraseCodec, augment=(0,)):
+        self.phrases = torch.as_tensor(np.asarray(phrases), dtype=torch.long)
+        pt = codec.pitch_table()
+        self.pitch_table, self.rest_id, self.hold_id = pt, codec.index[REST], codec.index[HOLD]
+        index = {p: i for i, p in enumerate(pt) if p >= 0}
+        self.shifts = [int(s) for s in augment]
+        tables, ok = [], []
+        for s in self.shifts:
+            tab = np.arange(len(pt))
+            valid = np.ones(len(pt), bool)
+            for i, p in enumerate(pt):
+                if p >= 0:
+                    if p + s in index:
+                        tab[i] = index[p + s]
+                    else:
+                        valid[i] = False
+            tables.append(tab)
+            ok.append(valid[self.phrases.numpy()].all(1))
+        self.tables = torch.as_tensor(np.stack(tables), dtype=torch.long)
+        pairs = [(i, k) for k in range(len(self.shifts)) for i in np.nonzero(ok[k])[0]]
+        if not pairs:
+            raise TunesmithError("no phrase fits the vocabulary: check data.augment")
+        self.pairs = torch.as_tensor(np.array(pairs, dtype=np.int64).reshape(-1, 2))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        p = self.pairs[idx]
+        ph = self.phrases[p[:, 0]]
+        return {"tokens": self.tables[p[:, 1, None], ph]}
+
+
+def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride: int, min_notes: int) -> np.ndarray:
+    rows = []
+    for syms in songs:
+        for w in cut_phrases(syms, length, stride, pad_short=True, encode=codec.encode):
+            rows.append(w)
+    arr = np.array(rows, dtype=np.int64).reshape(-1, length)
+    pt = codec.pitch_table()
+    notes = (pt[arr] >= 0).sum(1)
+    return arr[notes >= min_notes]
+
+
+@register_encoding("melody_phrases")
+def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_bar: int = 16, step: float = 0.25,
+                         stride: int | None = None, durations: list[float] = SEED_DURATIONS,
+                         transpose: bool = True, augment: list[int] = (0,), val_fraction: float = 0.1,
+                         split_seed: int = 0, min_notes: int = 2, max_songs: int | None = None,
+                         source: str | None = None) -> DataBundle:
+    """Phrases of ``bars`` x ``steps_per_bar`` symbols from the songs the LSTM trains on (same filter,
+    transposition, split by song and vocabulary). Validation phrases are consecutive (no overlap), without
+    augmentation; ``reference`` holds the held-out songs."""
+    if bars < 1 or steps_per_bar < 1:
+        raise TunesmithError("data.bars and data.steps_per_bar must be >= 1")
+    length = bars * steps_per_bar
+    stride = int(stride or steps_per_bar)
+    if stride < 1:
+        raise TunesmithError("data.stride must be >= 1 step")
+    scores = load_corpus(source or dataset)
+    if max_songs:
+        scores = scores[:max_songs]
+    kept, reasons = encode_corpus(scores, step, durations, transpose)
+    train, val = split_by_piece(kept, val_fraction, split_seed)
+    codec = PhraseCodec(TimeStepCodec.from_corpus([s for _, s in kept], step, length).vocab, step, length,
+                        steps_per_bar=steps_per_bar)
+    tr = song_phrases([s for _, s in train], codec, length, stride, min_notes)
+    if len(tr) == 0:
+        raise TunesmithError("no training phrase: use more songs or fewer data.bars")
+    train_ds = PhraseData(tr, codec, augment)
+    val_ds = None
+    if val:
+        va = song_phrases([s for _, s in val], codec, length, length, min_notes)
+        val_ds = PhraseData(va, codec, (0,)) if len(va) else None
+    stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
+             "val_songs": len(val), "items": len(train_ds), "train_phrases": int(len(tr)),
+             "val_phrases": int(len(val_ds)) if val_ds is not None else 0, "phrase_len": length,
+             "augment": [int(a) for a in augment], "vocab_size": len(codec.vocab)}
+    return DataBundle(train_ds, val_ds, codec, stats, reference=[sc for sc, _ in val])

@@ -1,0 +1,327 @@
+"""A recurrent melody VAE after MusicVAE (Roberts et al. 2018), over the LSTM's time-step symbols.
+
+* **Encoder**: embedding -> bidirectional LSTM over the phrase; the last states of both directions ->
+  ``mu`` and ``logvar`` of a ``latent``-dimensional Gaussian.
+* **Decoder** (``decoder = "flat"``): an LSTM whose initial state is ``tanh(W z)`` and whose input at each
+  step is the previous symbol (teacher forcing in training) concatenated with ``z``; a softmax over the
+  vocabulary. ``decoder = "hierarchical"``: a *conductor* LSTM turns ``z`` into one embedding per
+  section (``sections``, default one per bar); the same bottom LSTM decodes each section from its
+  embedding (state re-initialised at every section, embedding concatenated to the input), so it cannot
+  carry a whole phrase on its own and has to listen to the latent code -- MusicVAE's answer to posterior
+  collapse on long sequences.
+* **Loss**: cross-entropy summed over the phrase + ``beta_t`` x max(KL - ``free_bits`` nats, 0) per item,
+  ``beta_t`` ramped from 0 to ``beta`` over ``kl_anneal_steps``. ``word_dropout`` replaces that fraction of
+  the decoder's input symbols by a blank, so the decoder cannot copy the next symbol from the previous
+  ones alone.
+
+**Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
+with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
+and MusicVAE-style *attribute vectors*: for each of :data:`ATTRIBUTES` (note density, pitch height,
+range, stepwise motion, rests), the mean code of the training phrases in the top quarter of that
+attribute minus the mean code of the bottom quarter. An attribute slider moves the code along that
+direction, in standard deviations of the codes' projection on it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TunesmithError
+from .autoencoder import SLIDER_RANGE, RollAutoencoder
+from .base import TunesmithModel, register_model
+
+ATTRIBUTES = ("note_density", "pitch_height", "pitch_range", "stepwise_motion", "rests")
+ATTRIBUTE_LABELS = {"note_density": "note density (notes per bar)", "pitch_height": "pitch height (mean MIDI pitch)",
+                    "pitch_range": "range (semitones)", "stepwise_motion": "stepwise motion (share of steps of 1-2 semitones)",
+                    "rests": "rests (share of time)"}
+
+
+def phrase_attributes(ids: np.ndarray, pitch_table: np.ndarray, steps_per_bar: int = 16,
+                      rest_id: int | None = None, hold_id: int | None = None) -> np.ndarray:
+    """(N, L) phrase ids -> (N, 5) attributes in :data:`ATTRIBUTES` order. A phrase without notes has
+    pitch height and range 0; with fewer than two notes, stepwise motion 0."""
+    ids = np.asarray(ids)
+    if ids.ndim == 1:
+        ids = ids[None]
+    n, L = ids.shape
+    p = pitch_table[ids]                               # -1 for non-pitch symbols
+    is_note = p >= 0
+    count = is_note.sum(1)
+    out = np.zeros((n, len(ATTRIBUTES)))
+    out[:, 0] = count / (L / steps_per_bar)
+    for i in range(n):
+        ps = p[i][is_note[i]]
+        if len(ps):
+            out[i, 1] = ps.mean()
+            out[i, 2] = ps.max() - ps.min()
+        if len(ps) > 1:
+            d = np.abs(np.diff(ps))
+            out[i, 3] = ((d >= 1) & (d <= 2)).mean()
+    if rest_id is not None:  # share of time in rests: a rest symbol and the holds after it (and a leading hold)
+        pos = np.where(ids != hold_id, np.arange(L)[None], -1)
+        last = np.maximum.accumulate(pos, axis=1)
+        sounding = np.take_along_axis(ids, np.maximum(last, 0), 1)
+        out[:, 4] = ((last < 0) | (sounding == rest_id)).mean(1)
+    return out
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (average ranks for ties); 0 when either side is constant."""
+    from scipy.stats import rankdata
+
+    rx, ry = rankdata(x), rankdata(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return 0.0
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+@register_model("melody_vae")
+class MelodyVAE(TunesmithModel):
+    objective = "variational"
+    loss_unit = "nats/phrase"
+
+    def __init__(self, vocab_size: int, phrase_len: int = 64, steps_per_bar: int = 16, embed_dim: int = 32,
+                 enc_hidden: int = 256, dec_hidden: int = 512, dec_layers: int = 1, latent: int = 64,
+                 decoder: str = "flat", sections: int | None = None, conductor_hidden: int = 256,
+                 beta: float = 0.2, free_bits: float = 48.0, kl_anneal_steps: int = 1000, word_dropout: float = 0.0,
+                 dropout: float = 0.0, n_sliders: int = 20, slider_items: int = 4096):
+        super().__init__()
+        if decoder not in ("flat", "hierarchical"):
+            raise TunesmithError(f"model.decoder must be 'flat' or 'hierarchical', not {decoder!r}")
+        self.vocab_size, self.phrase_len, self.steps_per_bar = int(vocab_size), int(phrase_len), int(steps_per_bar)
+        self.latent, self.decoder_kind = int(latent), decoder
+        self.sections = int(sections or max(1, phrase_len // steps_per_bar))
+        if decoder == "hierarchical" and self.phrase_len % self.sections:
+            raise TunesmithError(f"model.sections ({self.sections}) must divide the phrase length {phrase_len}")
+        self.beta, self.free_bits, self.kl_anneal_steps = float(beta), float(free_bits), int(kl_anneal_steps)
+        self.word_dropout = float(word_dropout)
+        self.n_sliders, self.slider_items = min(int(n_sliders), self.latent), int(slider_items)
+        self.slider_basis_kind = "std"
+        V = self.vocab_size
+        self.start_id, self.blank_id = V, V + 1
+        self.embed = nn.Embedding(V + 2, embed_dim)
+        self.encoder = nn.LSTM(embed_dim, enc_hidden, batch_first=True, bidirectional=True)
+        self.to_latent = nn.Linear(2 * enc_hidden, 2 * latent)
+        cond = latent
+        if decoder == "hierarchical":
+            self.conductor_init = nn.Linear(latent, 2 * conductor_hidden)
+            self.conductor = nn.LSTM(latent, conductor_hidden, batch_first=True)
+            self.conductor_out = nn.Linear(conductor_hidden, latent)
+        self.dec_layers, self.dec_hidden = int(dec_layers), int(dec_hidden)
+        self.dec_init = nn.Linear(cond, 2 * self.dec_layers * dec_hidden)
+        self.dec = nn.LSTM(embed_dim + cond, dec_hidden, num_layers=self.dec_layers, batch_first=True,
+                           dropout=dropout if dec_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(dec_hidden, V)
+        # sliders and attribute vectors, filled by on_checkpoint and saved with the weights
+        self.register_buffer("latent_mean", torch.zeros(latent))
+        self.register_buffer("latent_std", torch.ones(latent))
+        self.register_buffer("slider_basis", torch.eye(latent)[: self.n_sliders].clone())
+        self.register_buffer("slider_scale", torch.ones(self.n_sliders))
+        self.register_buffer("slider_dims", torch.arange(self.n_sliders))
+        self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), latent))
+        self.register_buffer("attr_scale", torch.zeros(len(ATTRIBUTES)))
+
+    # ------------------------------------------------------------------ network
+    def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, (h, _) = self.encoder(self.embed(ids))
+        mu, logvar = self.to_latent(torch.cat([h[-2], h[-1]], 1)).chunk(2, 1)
+        return mu, logvar.clamp(-20, 10)
+
+    def _init_state(self, c: torch.Tensor):
+        h = torch.tanh(self.dec_init(c)).reshape(len(c), 2, self.dec_layers, self.dec_hidden)
+        return h[:, 0].transpose(0, 1).contiguous(), h[:, 1].transpose(0, 1).contiguous()
+
+    def section_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """Hierarchical: (B, sections, latent) conductor embeddings."""
+        hc = torch.tanh(self.conductor_init(z)).chunk(2, 1)
+        out, _ = self.conductor(z[:, None].expand(-1, self.sections, -1).contiguous(),
+                                (hc[0][None].contiguous(), hc[1][None].contiguous()))
+        return self.conductor_out(out)
+
+    def decode_logits(self, z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, L, V) of the phrase ``ids`` given codes ``z``."""
+        B, L = ids.shape
+        prev = torch.cat([torch.full((B, 1), self.start_id, device=ids.device, dtype=ids.dtype), ids[:, :-1]], 1)
+        if self.training and self.word_dropout > 0:
+            drop = torch.rand(prev.shape, device=prev.device) < self.word_dropout
+            drop[:, 0] = False
+            prev = prev.masked_fill(drop, self.blank_id)
+        x = self.embed(prev)
+        if self.decoder_kind == "flat":
+            out, _ = self.dec(torch.cat([x, z[:, None].expand(-1, L, -1)], 2), self._init_state(z))
+        else:
+            S, T = self.sections, L // self.sections
+            c = self.section_codes(z).reshape(B * S, -1)
+            xs = x.reshape(B * S, T, -1)
+            out, _ = self.dec(torch.cat([xs, c[:, None].expand(-1, T, -1)], 2), self._init_state(c))
+            out = out.reshape(B, L, -1)
+        return self.head(self.drop(out))
+
+    def kl_weight(self, step: int) -> float:
+        if self.kl_anneal_steps > 0:
+            return self.beta * min(1.0, step / self.kl_anneal_steps)
+        return self.beta
+
+    def forward(self, batch, mode: str = "loss", step: int = 0):
+        ids = batch["tokens"]
+        mu, logvar = self.encode(ids)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        logits = self.decode_logits(z, ids)
+        rec = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), ids.reshape(-1),
+                              reduction="sum") / len(ids)
+        kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+        kl_pen = (kl_each - self.free_bits).clamp(min=0).mean()
+        loss = rec + self.kl_weight(step) * kl_pen
+        with torch.no_grad():
+            acc = (logits.argmax(-1) == ids).float().mean()
+        return {"loss": loss, "recon": rec, "kl": kl_each.mean(), "acc": acc}
+
+    # ------------------------------------------------------------------ decoding without teacher forcing
+    @torch.no_grad()
+    def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None) -> torch.Tensor:
+        """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
+        the softmax at that temperature."""
+        if temperature is not None and temperature <= 0:
+            raise TunesmithError(f"temperature must be > 0, got {temperature}")
+        B, L = len(z), self.phrase_len
+        out = torch.empty(B, L, dtype=torch.long, device=z.device)
+        tok = torch.full((B,), self.start_id, dtype=torch.long, device=z.device)
+        if self.decoder_kind == "flat":
+            conds, T = z[:, None], L
+        else:
+            conds, T = self.section_codes(z), L // self.sections
+        state = None
+        for s in range(conds.shape[1]):
+            c = conds[:, s]
+            state = self._init_state(c)
+            for t in range(T):
+                h, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
+                logits = self.head(h[:, 0]).float()
+                if temperature is None:
+                    tok = logits.argmax(-1)
+                else:
+                    g = torch.empty_like(logits).exponential_(generator=generator).log_()
+                    tok = (logits / temperature - g).argmax(-1)
+                out[:, s * T + t] = tok
+        return out
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, label=None) -> torch.Tensor:
+        """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids, argmax)."""
+        return self.decode_ids(z)
+
+    # ------------------------------------------------------------------ sliders and attribute vectors
+    fit_sliders = RollAutoencoder.fit_sliders
+
+    @torch.no_grad()
+    def encode_items(self, data, max_items: int | None = None, batch_size: int = 512):
+        """Latent means and the ids of (an evenly spaced subset of) a dataset's items."""
+        n = len(data)
+        k = min(n, max_items or n)
+        idx = torch.linspace(0, n - 1, k).round().long().unique()
+        codes, ids = [], []
+        for i in range(0, len(idx), batch_size):
+            b = data.batch(idx[i:i + batch_size])["tokens"].to(self.device)
+            codes.append(self.encode(b)[0].float().cpu())
+            ids.append(b.cpu())
+        return torch.cat(codes).numpy(), torch.cat(ids).numpy()
+
+    def fit_attributes(self, codes: np.ndarray, attrs: np.ndarray, quantile: float = 0.25) -> dict:
+        """Attribute vectors: mean code of the top ``quantile`` of each attribute minus the bottom's."""
+        info = {}
+        centred = codes - codes.mean(0)
+        dev = self.attr_dirs.device
+        for j, name in enumerate(ATTRIBUTES):
+            a = attrs[:, j]
+            lo, hi = np.quantile(a, quantile), np.quantile(a, 1 - quantile)
+            top, bot = codes[a >= hi], codes[a <= lo]
+            if hi <= lo or len(top) == 0 or len(bot) == 0:
+                d, scale = np.zeros(codes.shape[1]), 0.0
+            else:
+                v = top.mean(0) - bot.mean(0)
+                d = v / (np.linalg.norm(v) + 1e-12)
+                scale = float((centred @ d).std())
+            self.attr_dirs[j] = torch.as_tensor(d, dtype=torch.float32, device=dev)
+            self.attr_scale[j] = scale
+            info[name] = {"low_quartile": round(float(lo), 4), "high_quartile": round(float(hi), 4),
+                          "scale": round(scale, 5), "mean": round(float(a.mean()), 4)}
+        return info
+
+    def on_checkpoint(self, train_data, run_dir) -> None:
+        codes, ids = self.encode_items(train_data, self.slider_items)
+        info = self.fit_sliders(codes)
+        if hasattr(train_data, "pitch_table"):  # PhraseData carries the symbol table the attributes need
+            info["attributes"] = self.fit_attributes(codes, phrase_attributes(
+                ids, train_data.pitch_table, self.steps_per_bar, train_data.rest_id, train_data.hold_id))
+        run_dir = Path(run_dir)
+        tmp = run_dir / ".sliders.json.tmp"
+        tmp.write_text(json.dumps(info, indent=1))
+        tmp.replace(run_dir / "sliders.json")
+
+    def attributes(self, codec, ids) -> np.ndarray:
+        """Attributes (N, 5) of phrases given as ids."""
+        return phrase_attributes(np.asarray(ids), codec.pitch_table(), codec.steps_per_bar,
+                                 codec.index["r"], codec.index["_"])
+
+    def slider_z(self, values=None, n_rows: int = 1, attributes=None) -> torch.Tensor:
+        """Latent slider values (std units) and attribute slider values (``{name: std units}`` or a list
+        in :data:`ATTRIBUTES` order) -> codes (n_rows, latent)."""
+        z = RollAutoencoder.slider_z(self, values if values is not None and len(values) else [0.0], 1)
+        if attributes is not None:
+            a = self._attr_values(attributes)
+            z = z + (a * self.attr_scale) @ self.attr_dirs
+        return z.expand(n_rows, -1) if len(z) == 1 else z
+
+    def _attr_values(self, attributes) -> torch.Tensor:
+        if isinstance(attributes, dict):
+            bad = [k for k in attributes if k not in ATTRIBUTES]
+            if bad:
+                raise TunesmithError(f"unknown attribute {bad[0]!r}; known: {', '.join(ATTRIBUTES)}")
+            vals = [float(attributes.get(k, 0.0)) for k in ATTRIBUTES]
+        else:
+            vals = [float(x) for x in attributes]
+            if len(vals) > len(ATTRIBUTES):
+                raise TunesmithError(f"{len(vals)} attribute values; there are {len(ATTRIBUTES)}: {', '.join(ATTRIBUTES)}")
+            vals += [0.0] * (len(ATTRIBUTES) - len(vals))
+        v = torch.tensor(vals, dtype=torch.float32, device=self.attr_dirs.device)
+        if not torch.isfinite(v).all() or v.abs().max() > 10 * SLIDER_RANGE:
+            raise TunesmithError(f"attribute values must be finite and within +-{10 * SLIDER_RANGE:g}")
+        return v
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def encode_score(self, codec, piece, transpose: bool = False) -> torch.Tensor:
+        """The code of a piece's first phrase (a MIDI path or a Score)."""
+        from ..data.midi import read_midi
+
+        score = read_midi(piece) if not hasattr(piece, "pitch") else piece
+        ph = codec.phrases(score, transpose=transpose, min_fill=0.0)
+        if not ph:
+            raise TunesmithError("the piece has no notes to encode")
+        mu, _ = self.encode(torch.tensor(ph[:1], device=self.device))
+        return mu[0]
+
+    @torch.no_grad()
+    def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
+                 attributes=None, interpolate=None, tempo: float = 120.0):
+        """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
+        ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
+        included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given."""
+        if interpolate is not None:
+            if sliders is not None or attributes is not None:
+                raise TunesmithError("give either sliders/attributes or --interpolate, not both")
+            a, b = (self.encode_score(codec, x) for x in interpolate)
+            t = torch.linspace(0, 1, n, device=self.device)[:, None] if n > 1 else torch.zeros(1, 1, device=self.device)
+            z = (1 - t) * a + t * b
+        elif sliders is not None or attributes is not None:
+            z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
+        else:
+            z = torch.randn(n, self.latent, generator=generator, device=self.device)
+        ids = self.decode_ids(z, temperature, generator)
+        return [codec.decode(r, tempo=tempo or 120.0) for r in ids]
