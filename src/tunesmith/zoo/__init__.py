@@ -57,3 +57,57 @@ def card(name: str) -> dict:
 def size_bytes() -> int:
     """Total size of all shipped files (the zoo must stay under 30 MB)."""
     return sum(f.stat().st_size for f in ZOO_DIR.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+
+
+CARD_KEYS = ("title", "description", "family", "data", "split", "command", "steps", "wall_time_s", "hardware",
+             "figures", "weaknesses")
+
+
+def export(run_dir, name: str, card: dict, dest: Path | None = None) -> Path:
+    """Copy a trained run into the zoo as ``NAME/``: the checkpoint's weights in float16 (integer buffers
+    unchanged), ``config.json``, ``codec.json``, ``meta.json`` (no optimizer state), ``card.json`` and a
+    ``README.md`` written from the card. ``card`` must have every key in :data:`CARD_KEYS`. Returns the folder."""
+    import re
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ..training.checkpoint import checkpoint_dir
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", name):
+        raise TunesmithError(f"zoo name {name!r}: use lower-case letters, digits, '.', '_' and '-'")
+    missing = [k for k in CARD_KEYS if k not in card]
+    if missing:
+        raise TunesmithError(f"the model card lacks {', '.join(missing)}")
+    src = checkpoint_dir(run_dir)
+    out = Path(dest) if dest is not None else ZOO_DIR / name
+    tmp = out.with_name(f".{out.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    (tmp / "checkpoint").mkdir(parents=True)
+    tensors = load_file(str(src / "model.safetensors"))
+    half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
+    save_file(half, str(tmp / "checkpoint" / "model.safetensors"))
+    for f in ("config.json", "codec.json", "meta.json"):
+        if (src / f).exists():
+            shutil.copy2(src / f, tmp / "checkpoint" / f)
+    (tmp / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    (tmp / "README.md").write_text(card_markdown(name, card))
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.replace(out)
+    return out
+
+
+def card_markdown(name: str, card: dict) -> str:
+    """The model card for people."""
+    lines = [f"# {card['title']} (`zoo:{name}`)", "", card["description"], "",
+             f"- **family**: {card['family']}", f"- **data**: {card['data']}", f"- **split**: {card['split']}",
+             f"- **made by**: `{card['command']}` ({card['steps']} steps, {card['wall_time_s']:.0f} s on "
+             f"{card['hardware']})", "", "## Measured figures", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in card["figures"].items()]
+    if card.get("figure_notes"):
+        lines += ["", card["figure_notes"]]
+    lines += ["", "## Known weaknesses", ""] + [f"- {w}" for w in card["weaknesses"]]
+    lines += ["", "## Use", "", "```", f"tunesmith sample zoo:{name} --out out/", f"tunesmith serve zoo:{name}", "```", ""]
+    return "\n".join(lines)
