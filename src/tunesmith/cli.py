@@ -67,7 +67,7 @@ def cmd_sample(a) -> None:
             "interpolate": tuple(a.interpolate) if a.interpolate else None,
             "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
             "noise": a.noise}
-    paths = sample_run(a.run, a.out, num=a.num, wav=a.wav, seed=a.seed, device=a.device, **opts)
+    paths = sample_run(a.run, a.out, num=a.num, wav=a.wav, seed=a.seed, device=a.device, formats=a.format, **opts)
     for p in paths:
         print(p)
 
@@ -145,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise", type=float, default=None, help="WaveNet autoencoder: noise added to its codes")
     s.add_argument("--out", default=None, help="output folder (default RUN/samples)")
     s.add_argument("--wav", action="store_true", help="also render WAV with FluidSynth")
+    s.add_argument("--format", default="mid", help="mid | abc | musicxml, or a comma list (e.g. mid,abc): "
+                   "MIDI and/or sheet music with key, metre, bars and ties (default mid)")
     s.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     s.set_defaults(fn=cmd_sample)
 

@@ -20,7 +20,7 @@ from ..errors import TunesmithError
 from ..files import atomic_path
 from .notes import Score
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: Score.pickup (anacrusis) read from the first measure
 MIDI_EXT = {".mid", ".midi"}
 MUSIC21_EXT = {".krn", ".abc", ".xml", ".musicxml", ".mxl"}
 
@@ -66,8 +66,20 @@ def from_music21(stream, title: str = "") -> Score:
     if not title and stream.metadata is not None:
         title = stream.metadata.title or ""
     s = Score.from_notes(zip(pitch, start, dur, [90] * len(pitch), track), time_signature=ts, key=key,
-                         title=title, end=float(stream.highestTime))
+                         title=title, end=float(stream.highestTime), pickup=_pickup(parts[0]))
     return s.sorted()
+
+
+def _pickup(part) -> float:
+    """Length in beats of an incomplete first measure followed by others (an anacrusis), else 0."""
+    import music21 as m21
+
+    ms = list(part.getElementsByClass(m21.stream.Measure))
+    if len(ms) < 2:
+        return 0.0
+    bar = float(ms[0].barDuration.quarterLength)
+    have = float(ms[0].highestTime)
+    return have if 0 < have < bar and (ms[0].paddingLeft > 0 or ms[0].number == 0) else 0.0
 
 
 def parse_file(path: Path) -> list[Score]:

@@ -32,6 +32,7 @@ class Score:
     programs: dict[int, int] = field(default_factory=dict)  # track -> General MIDI program
     drum_tracks: tuple[int, ...] = ()
     end: float | None = None  # explicit end in beats (trailing rests); None = end of last note
+    pickup: float = 0.0  # length in beats of an incomplete first bar (anacrusis); 0 = starts on a downbeat
 
     def __post_init__(self) -> None:
         self.pitch = np.asarray(self.pitch, np.int16).reshape(-1)
@@ -70,7 +71,7 @@ class Score:
         """A score with a subset (boolean mask or index array) of the notes, same metadata."""
         return Score(self.pitch[index], self.start[index], self.duration[index], self.velocity[index],
                      self.track[index], self.tempo, self.time_signature, self.key, self.title,
-                     dict(self.programs), self.drum_tracks, self.end)
+                     dict(self.programs), self.drum_tracks, self.end, self.pickup)
 
     def transpose(self, semitones: int) -> "Score":
         s = self.select(slice(None))

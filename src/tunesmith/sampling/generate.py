@@ -40,16 +40,30 @@ def generate(model, codec, n: int, seed: int | None = None, **options) -> list[A
     return model.generate(codec, n, generator=gen, **given)
 
 
-def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "sample") -> list[Path]:
+def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "sample",
+                  formats="mid", metre=None) -> list[Path]:
+    """Write each Score as ``formats`` (``"mid,abc,musicxml"``, a comma list or a tuple; sheet music keeps
+    the score's own metre unless ``metre`` is given) and optionally WAV; each Audio as WAV + spectrogram PNG."""
+    from .notation import FORMATS, parse_formats, write_notation
+
+    formats = parse_formats(formats)
+    if any(isinstance(x, Audio) for x in items) and formats != ("mid",):
+        raise TunesmithError("this model makes audio: --format abc/musicxml needs a model that makes notes")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, item in enumerate(items):
         base = out_dir / f"{prefix}_{i:03d}"
         if isinstance(item, Score):
-            mid = write_midi(item, base.with_suffix(".mid"))
-            paths.append(mid)
-            if wav:
-                paths.append(render_midi(mid, base.with_suffix(".wav")))
+            for fmt in formats:
+                paths.append(write_midi(item, base.with_suffix(".mid")) if fmt == "mid" else
+                             write_notation(item, base.with_suffix(FORMATS[fmt]), fmt, metre=metre))
+            if wav and "mid" in formats:
+                paths.append(render_midi(base.with_suffix(".mid"), base.with_suffix(".wav")))
+            elif wav:  # WAV without a MIDI file: render from a temporary one
+                import tempfile
+
+                with tempfile.TemporaryDirectory(prefix="tunesmith-") as d:
+                    paths.append(render_midi(write_midi(item, Path(d) / "piece.mid"), base.with_suffix(".wav")))
         elif isinstance(item, Audio):
             paths.append(write_wav(item.samples, item.sample_rate, base.with_suffix(".wav")))
             paths.append(save_spectrogram_png(item, base.with_suffix(".png")))
@@ -59,8 +73,12 @@ def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "
 
 
 def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int = 4, wav: bool = False,
-               seed: int | None = None, device: str = "cpu", **options) -> list[Path]:
-    """Generate ``num`` pieces from a trained run. Unset options fall back to the config's [sample]."""
+               seed: int | None = None, device: str = "cpu", formats="mid", **options) -> list[Path]:
+    """Generate ``num`` pieces from a trained run. Unset options fall back to the config's [sample].
+    ``formats``: ``"mid"``, ``"abc"``, ``"musicxml"`` or a comma list of them."""
+    from .notation import condition_metre, parse_formats
+
+    formats = parse_formats(formats)  # a bad --format fails before the model is loaded
     model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
     defaults = dict(cfg.sample)
     num = num if num is not None else defaults.pop("num", 4)
@@ -73,6 +91,11 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
         out = Path("samples") / str(run_dir)[len("zoo:"):]
     else:
         out = Path(run_dir) / "samples"
-    paths = write_outputs(items, out, wav=wav)
+    metre = condition_metre(opts.get("condition"))  # --condition metre=3/4: the files carry it
+    if metre is not None:
+        for item in items:
+            if isinstance(item, Score):
+                item.time_signature = metre
+    paths = write_outputs(items, out, wav=wav, formats=formats)
     print(f"wrote {len(paths)} files to {out}", file=sys.stderr)
     return paths
