@@ -30,13 +30,15 @@ LSTM_CFG = dict(
     sample=dict(primer="67 _ 67 _", temperature=1.0, steps=64, tempo=120))
 
 
-def make_runs(root: Path, vae_steps: int = 80) -> dict[str, Path]:
-    """A tiny VAE run and a tiny melody-LSTM run (a few seconds on one core)."""
+def make_runs(root: Path, vae_steps: int = 80, vae_model: dict | None = None) -> dict[str, Path]:
+    """A tiny VAE run and a tiny melody-LSTM run (a few seconds on one core); ``vae_model`` overrides
+    entries of the VAE's model section (e.g. 20 sliders)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         runs = {}
-        for name, c, steps in (("vae", VAE_CFG, vae_steps), ("lstm", LSTM_CFG, 10)):
+        vae = {**VAE_CFG, "model": {**VAE_CFG["model"], **(vae_model or {})}}
+        for name, c, steps in (("vae", vae, vae_steps), ("lstm", LSTM_CFG, 10)):
             cfg = Config(name=name, data=c["data"], model=c["model"], sample=c.get("sample", {}),
                          train=TrainConfig(batch_size=8, lr=3e-3, log_every=10, checkpoint_every=10_000, seed=0,
                                            num_threads=1))
