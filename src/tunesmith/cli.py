@@ -87,7 +87,14 @@ def cmd_evaluate(a) -> None:
 def cmd_serve(a) -> None:
     from .serve.app import serve
 
-    serve(a.runs, host=a.host, port=a.port)
+    runs = a.runs
+    if not runs:  # no run given: every model shipped in the zoo
+        from . import zoo
+
+        runs = [zoo.PREFIX + n for n in zoo.names()]
+        if not runs:
+            raise TunesmithError("no run given and no zoo model installed: tunesmith serve RUN [RUN...]")
+    serve(runs, host=a.host, port=a.port)
 
 
 def cmd_zoo(a) -> None:
@@ -168,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_zoo)
 
     s = sub.add_parser("serve", help="the web app: play with trained models in a browser")
-    s.add_argument("runs", nargs="+", help="run directories to load")
+    s.add_argument("runs", nargs="*", help="run directories or zoo:NAME to load (default: every zoo model)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(fn=cmd_serve)

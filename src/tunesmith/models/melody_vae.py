@@ -296,8 +296,9 @@ class MelodyVAE(TunesmithModel):
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()
-    def encode_score(self, codec, piece, transpose: bool = False) -> torch.Tensor:
-        """The code of a piece's first phrase (a MIDI path or a Score)."""
+    def encode_score(self, codec, piece, label=None, transpose: bool = True) -> torch.Tensor:
+        """The code of a piece's first phrase (a MIDI path or a Score), moved to C major / A minor as the
+        training songs were (``label`` is the web app's VAE contract; this model has none)."""
         from ..data.midi import read_midi
 
         score = read_midi(piece) if not hasattr(piece, "pitch") else piece

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Reproduce one model of the zoo (src/tunesmith/zoo/NAME/): train it, export it in float16 with its model card,
+# then measure the card's figures on the exported weights (scripts/zoo_card.py).
+#   bash scripts/train_zoo.sh NAME            e.g. essen-lstm, melody-vae-4bar
+# Environment: ZOO_RUNS (default runs/zoo) holds the training runs; ZOO_HARDWARE describes the machine for the card.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NAME="${1:?usage: bash scripts/train_zoo.sh NAME (see the case branches below)}"
+RUNS="${ZOO_RUNS:-runs/zoo}"
+RUN="$RUNS/$NAME"
+mkdir -p "$RUNS"
+
+case "$NAME" in
+  essen-lstm)
+    # seed 000's paper config: LSTM 256, 50 epochs (4,050 steps)
+    tunesmith train configs/essen_lstm.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/essen_lstm.toml
+    ;;
+  melody-vae-4bar)
+    tunesmith train configs/melody_vae_4bar.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar.toml
+    ;;
+  *)
+    echo "unknown zoo model '$NAME'; known: essen-lstm, melody-vae-4bar" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,84 @@
+"""Export a trained run into the zoo and write its model card with figures measured on the exported weights.
+
+    python scripts/zoo_card.py NAME RUN CONFIG     (called by scripts/train_zoo.sh NAME)
+
+The descriptive part of each card is in CARDS below (add yours); steps and wall time come from the run's
+summary.json, the hardware from ZOO_HARDWARE (or this machine's CPU count), the figures from
+tunesmith.zoo.measure (the same code tests/test_zoo.py runs again).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tunesmith import zoo  # noqa: E402
+from tunesmith.zoo.measure import measure  # noqa: E402
+
+SPLIT = "by song: 90 % / 10 % of the 1,752 Erk songs the time-step filter keeps (seed 0): 1,577 train, 175 held out"
+CARDS = {
+    "essen-lstm": {
+        "title": "Essen LSTM (seed 000, 50 epochs)",
+        "description": "LSTM melody model over 16th-note time steps, trained on the Essen Erk folk songs; continues a primer.",
+        "family": "melody_lstm",
+        "data": "Essen folk songs, Erk subset (music21's bundled ABC), transposed to C major / A minor, 16th-note time steps",
+        "split": SPLIT,
+        "weaknesses": [
+            "Knows only the Erk style: German folk songs in C major / A minor; other keys are out of its vocabulary (MIDI 48-79).",
+            "Rhythms limited to the durations of the filter (16th to whole note); no triplets.",
+            "No notion of form: long samples wander instead of repeating phrases the way the songs do.",
+        ],
+        "figure_notes": "val_loss (nats per 16th-note step) and val_accuracy (next step) on the held-out songs; "
+                        "mean_overlap: 100 samples (temperature 0.9, empty primer, seed 0) evaluated with "
+                        "`tunesmith evaluate` against the held-out songs (the held-out songs vs the training songs: 0.968).",
+    },
+    "melody-vae-4bar": {
+        "title": "Melody VAE, 4 bars (MusicVAE-style)",
+        "description": "4-bar melody VAE over Essen Erk phrases: 20 latent sliders, 5 attribute sliders, interpolation.",
+        "family": "melody_vae",
+        "data": "Essen Erk songs as the Essen LSTM sees them (same filter, vocabulary and split), cut into 4-bar phrases "
+                "(64 16th-note steps, one starting every bar), transposed by -2..+2 semitones for training",
+        "split": SPLIT + "; validation and reconstruction use consecutive phrases of the held-out songs",
+        "weaknesses": [
+            "Phrases only: 4 bars of 4 beats (a 3/4 tune's bars do not line up with the model's).",
+            "Prior samples are plainer than the songs (fewer leaps); the attribute sliders move the attribute, "
+            "not always only that attribute.",
+            "Melodies in other keys are encoded as they are (it was trained on C major / A minor +-2 semitones).",
+        ],
+        "figure_notes": "onset_f1 / token_accuracy: `tunesmith sample zoo:melody-vae-4bar --reconstruct essen-erk:val` "
+                        "(argmax decoding from the posterior mean); mean_overlap: 200 prior samples (seed 0) evaluated "
+                        "against the held-out phrases; attribute_spearman: Spearman correlation between attribute "
+                        "slider value (-3..3, 13 steps, from the latent mean) and the attribute of the decoded phrase.",
+    },
+}
+
+
+def hardware() -> str:
+    if os.environ.get("ZOO_HARDWARE"):
+        return os.environ["ZOO_HARDWARE"]
+    import torch
+
+    return f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
+
+
+def main(name: str, run: str, config: str) -> None:
+    if name not in CARDS:
+        raise SystemExit(f"no card text for {name!r}: add it to CARDS in scripts/zoo_card.py")
+    summary = json.loads((Path(run) / "summary.json").read_text())
+    card = {**CARDS[name], "command": f"bash scripts/train_zoo.sh {name}", "config": config,
+            "steps": int(summary["steps"]), "wall_time_s": float(summary["seconds"]), "hardware": hardware(),
+            "figures": {}}
+    zoo.export(run, name, card)               # figures are measured on the float16 weights that ship
+    card["figures"] = measure(f"zoo:{name}")
+    zoo.export(run, name, card)
+    print(json.dumps(card["figures"], indent=1))
+    print(f"zoo:{name}: {zoo.size_bytes() / 1e6:.1f} MB for the whole zoo", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        raise SystemExit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,125 @@
+"""The figures on a zoo model's card, measured by the project's own code (``scripts/train_zoo.sh`` writes
+them after exporting; ``tests/test_zoo.py`` measures them again and compares).
+
+Every measurement is seeded, so the same weights on the same machine give the same figures; the test
+allows a small tolerance for other CPUs and library versions.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..errors import TunesmithError
+from ..training.checkpoint import load_run
+
+MEASURES: dict[str, Callable] = {}
+#: allowed |fresh - card| per figure (absolute); figures not listed must match to 1e-6 relative
+TOLERANCE = {"val_loss": 0.01, "val_accuracy": 0.005, "mean_overlap": 0.03, "onset_f1": 0.01,
+             "token_accuracy": 0.01, "attribute_spearman_min": 0.1}
+
+
+def measures(family: str):
+    def deco(fn):
+        MEASURES[family] = fn
+        return fn
+    return deco
+
+
+def measure(run, quick: bool = False) -> dict:
+    """The card figures of a run or ``zoo:NAME`` (``quick``: fewer samples, for a smoke test)."""
+    model, codec, cfg, meta = load_run(run, "cpu")
+    fam = cfg.model.get("name", "")
+    if fam not in MEASURES:
+        raise TunesmithError(f"no zoo figures are defined for model family {fam!r}")
+    torch.manual_seed(0)
+    return MEASURES[fam](model, codec, cfg, quick=quick)
+
+
+def _overlap(gen, ref) -> float:
+    from ..evaluation.report import evaluate
+
+    return round(float(evaluate(gen, ref, None, plots=False)["headline"]["mean_overlap_area"]), 4)
+
+
+def _validation(model, cfg) -> dict:
+    from ..data.base import build_data
+    from ..training.objectives import make_objective
+
+    bundle = build_data(**cfg.data)
+    v = make_objective(model, cfg.train).validate(model, bundle.val, cfg.train.batch_size, torch.device("cpu"), 10**9)
+    return v
+
+
+@measures("melody_lstm")
+def _melody_lstm(model, codec, cfg, quick: bool = False) -> dict:
+    from ..data.timestep import prepared_songs
+    from ..sampling.generate import generate
+
+    v = _validation(model, cfg)
+    n = 20 if quick else 100
+    samples = generate(model, codec, n, seed=0, primer="", temperature=0.9, steps=500)
+    _, ref = prepared_songs(cfg.data.get("dataset", "essen-erk"), verbose=False)
+    return {"val_loss": round(float(v["loss"]), 4), "val_accuracy": round(float(v["acc"]), 4),
+            f"mean_overlap": _overlap(samples, ref)}
+
+
+def heldout_phrases(codec, dataset: str = "essen-erk") -> tuple[list, np.ndarray]:
+    """The held-out songs cut into the model's consecutive phrases: (Scores, ids (N, L))."""
+    from ..data.timestep import prepared_songs
+
+    _, val = prepared_songs(dataset, verbose=False)
+    ids = np.array([p for sc in val for p in codec.phrases(sc)])
+    return [codec.decode(r) for r in ids], ids
+
+
+def attribute_sweep(model, codec, name: str, values=np.linspace(-3, 3, 13), z0: torch.Tensor | None = None):
+    """Decode ``latent mean (+ z0) + value x attribute vector`` for each value; the attribute of each phrase."""
+    from ..models.melody_vae import ATTRIBUTES
+
+    j = ATTRIBUTES.index(name)
+    base = model.slider_z(None) if z0 is None else z0[None]
+    z = base + torch.as_tensor(values, dtype=torch.float32)[:, None] * model.attr_scale[j] * model.attr_dirs[j]
+    ids = model.decode_ids(z).numpy()
+    return model.attributes(codec, ids)[:, j]
+
+
+def attribute_spearman(model, codec, n_bases: int = 8) -> dict:
+    """Spearman correlation between slider value and attribute, for each attribute: from the latent mean,
+    and the mean over ``n_bases`` codes drawn from the prior."""
+    from ..models.melody_vae import ATTRIBUTES, spearman
+
+    values = np.linspace(-3, 3, 13)
+    gen = torch.Generator().manual_seed(0)
+    bases = torch.randn(n_bases, model.latent, generator=gen) * 0.5 + model.latent_mean
+    out = {}
+    for name in ATTRIBUTES:
+        centre = spearman(values, attribute_sweep(model, codec, name, values))
+        others = [spearman(values, attribute_sweep(model, codec, name, values, b)) for b in bases]
+        out[name] = {"centre": round(centre, 4), "mean_over_bases": round(float(np.mean(others)), 4)}
+    return out
+
+
+@measures("melody_vae")
+def _melody_vae(model, codec, cfg, quick: bool = False) -> dict:
+    from ..data.timestep import prepared_songs
+    from ..sampling.generate import generate
+    from ..sampling.reconstruct import onset_f1_counts, reconstruct
+
+    dataset = cfg.data.get("dataset", "essen-erk")
+    _, val = prepared_songs(dataset, verbose=False)
+    if quick:
+        val = val[:20]
+    x, y, _, _ = reconstruct(model, codec, val)
+    m, na, nb = onset_f1_counts(x, y, codec.pitch_table())
+    ref, _ = heldout_phrases(codec, dataset)
+    n = 40 if quick else 200
+    temp = cfg.sample.get("temperature")
+    samples = generate(model, codec, n, seed=0, temperature=temp)
+    figs = {"onset_f1": round(2 * m / max(na + nb, 1), 4), "token_accuracy": round(float((x == y).mean()), 4),
+            "n_phrases": int(len(x)), "mean_overlap": _overlap(samples, ref)}
+    sp = attribute_spearman(model, codec, n_bases=2 if quick else 8)
+    figs["attribute_spearman_min"] = round(min(v["centre"] for v in sp.values()), 4)
+    figs["attribute_spearman"] = {k: v["centre"] for k, v in sp.items()}
+    return figs
