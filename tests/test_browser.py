@@ -8,13 +8,12 @@ download the MIDI and the WAV and read both back.
 
 Server latency is injected with a Playwright route (``page.route``) that holds each answer for a while.
 
-``python tests/test_browser.py RUN [RUN...] --out docs/webapp.png`` takes the docs' screenshots from real runs
-(desktop, and ``--narrow docs/webapp-420.png`` at 420 px).
+``python tests/test_browser.py VAE_RUN LSTM_RUN`` takes the docs' screenshots from real runs (``docs/webapp.png``
+and ``docs/webapp_lstm.png`` at 1280 px, ``docs/webapp-420.png`` at 420 px).
 """
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import sys
@@ -177,6 +176,14 @@ def test_space_pauses_after_play_was_clicked(server):
         assert await page.evaluate(f"{S}.position") == pos > 0
         await page.keyboard.press("Space")            # and plays again from there
         assert await page.evaluate(f"{S}.playing")
+        # the hooks feature scripts use: a piece set from outside is shown, played and announced
+        got = await page.evaluate("""() => { const seen = [];
+            window.tunesmith.onPieceChange((p) => seen.push(p.notes.length));
+            window.tunesmith.setPiece({notes: [{p: 60, s: 0, d: 1}, {p: 64, s: 1, d: 3}]});
+            const p = window.tunesmith.piece();
+            return [seen, p.length, p.notes[0].v, window.tunesmith.model().name, window.tunesmith.state.playing]; }""")
+        assert got == [[2], 4, 90, "vae", True]
+        assert "2 notes from C4 to E4" in await page.locator("#summary").inner_text()
         assert problems == []
 
     browse(server.url, body)
@@ -302,14 +309,23 @@ def test_a_complete_visit(server, melody_mid, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ screenshots
-def screenshot(runs: list[str], out: str, narrow: str | None = None) -> None:
-    """Serve real runs, move a few sliders, start playing and take a screenshot (and one at 420 px)."""
+def screenshot(runs: list[str], out_dir: str = "docs") -> None:
+    """Serve real runs (a VAE first, then a primer model) and take the docs' screenshots: the VAE with a few
+    sliders moved, playing its General MIDI render (``webapp.png``, 1280 px, and ``webapp-420.png``, 420 px);
+    the primer model continuing an uploaded melody (``webapp_lstm.png``)."""
+    import tempfile
+
+    from tunesmith.data.midi import write_midi
+    from tunesmith.data.notes import Score
     from tunesmith.serve.app import create_app
 
     moves = ((0, "PageUp", 4), (1, "PageDown", 3), (2, "PageUp", 3), (3, "PageDown", 2), (5, "PageUp", 2),
              (8, "PageDown", 3))
+    out = Path(out_dir)
+    tune = [(p, 0.5 * i, 0.5) for i, p in enumerate([67, 69, 71, 72, 74, 72, 71, 69])] + [(67, 4.0, 2.0)]
+    mid = write_midi(Score.from_notes(tune, tempo=110.0), Path(tempfile.mkdtemp()) / "my-tune.mid")
 
-    async def body(page, problems, sent):
+    async def vae(page, problems, sent):
         for i, key, times in moves:  # PageUp/PageDown move a range input by a tenth of its range
             if await page.locator(f"#slider-{i}").count():
                 await page.locator(f"#slider-{i}").focus()
@@ -318,23 +334,37 @@ def screenshot(runs: list[str], out: str, narrow: str | None = None) -> None:
         await settle(page)
         await page.locator("#play").click()
         await page.wait_for_function(f"{S}.position > 6 && {S}.sound === 'gm'", timeout=30_000)
-        await page.screenshot(path=shot, full_page=True)
+        await page.screenshot(path=str(shot), full_page=True)
+        print(shot, await page.locator("#status").inner_text(), problems)
+
+    async def lstm(page, problems, sent):
+        names = await page.evaluate("window.tunesmith.state.models.filter(m => m.kind === 'lstm').map(m => m.name)")
+        await page.locator("#model").select_option(names[0])
+        await page.wait_for_function(f"{S}.piece.model === '{names[0]}' && !{S}.inflight")
+        await page.locator("#midi-file").set_input_files(str(mid))
+        await page.wait_for_function("document.querySelector('#primer').value.startsWith('67')")
+        await page.locator("#bars").fill("8")
+        await page.locator("#generate").click()
+        await settle(page)
+        await page.locator("#play").click()
+        await page.wait_for_function(f"{S}.position > 7 && {S}.sound === 'gm'", timeout=30_000)
+        await page.screenshot(path=str(shot), full_page=True)
         print(shot, await page.locator("#status").inner_text(), problems)
 
     with LiveServer(create_app(runs)) as srv:
-        shot = out
-        browse(srv.url, body)
-        if narrow:
-            shot = narrow
-            browse(srv.url, body, width=420, height=900)
+        shot = out / "webapp.png"
+        browse(srv.url, vae)
+        shot = out / "webapp-420.png"
+        browse(srv.url, vae, width=420, height=900)
+        shot = out / "webapp_lstm.png"
+        browse(srv.url, lstm)
 
 
 if __name__ == "__main__":
     import argparse
 
-    ap = argparse.ArgumentParser()
-    ap.add_argument("runs", nargs="+")
-    ap.add_argument("--out", default="docs/webapp.png")
-    ap.add_argument("--narrow", default=None, help="also a screenshot 420 px wide")
+    ap = argparse.ArgumentParser(description="the docs' screenshots of the web app from real runs")
+    ap.add_argument("runs", nargs="+", help="a VAE run first, then a primer model (LSTM)")
+    ap.add_argument("--out-dir", default="docs")
     a = ap.parse_args()
-    screenshot(a.runs, a.out, a.narrow)
+    screenshot(a.runs, a.out_dir)

@@ -43,6 +43,8 @@ RENDERS_AT_ONCE = 2            # WAV renders running at the same time (the rest 
 RENDERS_PER_CLIENT = 2         # renders one client may have running or waiting; more get 429
 BEATS_PER_BAR = 4.0
 NAME_RE = re.compile(r"[^A-Za-z0-9_.-]+")
+# the one inline <style> that the bundled abcjs 6.7.2 puts in its SVG (static/notation.js), allowed by its hash
+STYLE_SRC = "style-src 'self' 'sha256-BCpnf71gZdCsSCHDzyB1RsBbZ0qQdqseK6v+yJsgg30='"
 
 
 @dataclass
@@ -101,7 +103,8 @@ def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
             pitches = [int(s) for s in codec.vocab if str(s).isdigit()]
             opts["step"] = float(codec.step)           # beats per primer symbol
             opts["pitch_range"] = [min(pitches), max(pitches)] if pitches else [0, 127]
-        if kind == "vae" and hasattr(model, "encode_score"):
+        if kind == "vae" and hasattr(model, "encode_score") and all(
+                hasattr(model, a) for a in ("latent_mean", "slider_basis", "slider_scale")):
             opts["encode"] = True                      # POST /api/import places a melody on the sliders
         opts["piece_beats"] = _piece_beats(kind, codec, opts)
         entries[name] = Entry(name, str(r), model, codec, cfg, meta, kind, opts)
@@ -265,7 +268,7 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
             request._body = body
         resp = await call_next(request)
         resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data: blob:; "
-                                                   "media-src 'self' blob:; connect-src 'self'")
+                                                   "media-src 'self' blob:; connect-src 'self'; " + STYLE_SRC)
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Referrer-Policy"] = "no-referrer"
         return resp

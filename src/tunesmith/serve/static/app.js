@@ -22,7 +22,8 @@ const noteName = (p) => NOTE_NAMES[p % 12] + (Math.floor(p / 12) - 1);
 //   tunesmith.model()          the current model entry from GET /api/models ({name, kind, title, ...}) or null
 //   tunesmith.piece()          the piece on screen: {notes: [{p, s, d, v}], length (beats), tempo, model, seed, ...}
 //   tunesmith.setPiece(piece)  show / play a piece you made (notes in beats; length optional); it becomes current
-//   tunesmith.onPieceChange(cb)  cb(piece) after every new piece (generated, uploaded, or set by a feature)
+//   tunesmith.onPieceChange(cb)  cb(piece) after every new piece (generated, uploaded, or set by a feature);
+//                              a melody the user uploaded has piece.uploaded = its file name (e.g. to harmonise it)
 //   tunesmith.onModelChange(cb)  cb(model) after the user picks a model (and once at start)
 //   tunesmith.api(path, body)  fetch JSON (POST when body given); throws Error(one short sentence) on a 4xx/5xx
 //   tunesmith.status(msg, isError)  one line in the status bar
@@ -220,7 +221,6 @@ function chooseModel(name, restore) {
     buildKeyboard(m);
     primerHelp(m);
   }
-  $("upload-wrap").classList.toggle("hidden", !(m.kind === "lstm" || (m.kind === "vae" && m.encode)));
   if (restore) applyRestore(restore);
   outputs();
   emit("model", m);
@@ -320,11 +320,15 @@ async function uploadMidi(file) {
       setPiece({...j, model: m.name, uploaded: file.name});
       status(`${file.name}: ${j.notes.length} notes; its first ${bars(j.primer_beats)} bars are the primer ` +
              `\u2014 press New piece to continue it`);
-    } else if (m.kind === "vae") {
+    } else if (m.kind === "vae" && j.sliders) {
       setSliders(j.sliders);
       app.touched.clear();
       status(`${file.name}: placed on the sliders (its code projected on the ${j.sliders.length} slider directions)`);
       regenerate();
+    } else {                           // any other model: the melody becomes the piece on screen
+      $("tempo").value = Math.round(j.tempo); outputs();
+      setPiece({...j, model: m.name, uploaded: file.name});
+      status(`${file.name}: ${j.notes.length} notes, now the piece on screen`);
     }
   } catch (e) {
     status(e.message, true);
