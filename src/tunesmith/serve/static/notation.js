@@ -44,7 +44,10 @@
         const r = await ts.api("/api/abc", request(piece));
         state.abc = await r.text();
         if (typeof ABCJS === "undefined") throw new Error("abcjs did not load");
-        ABCJS.renderAbc(box, state.abc, {responsive: "resize", add_classes: true, paddingleft: 0, paddingright: 0});
+        // abcjs re-flows the lines to the panel's width (about 6 bars a line on a wide screen)
+        const width = Math.max(360, (box.clientWidth || 1000) - 30);
+        ABCJS.renderAbc(box, state.abc, {add_classes: true, staffwidth: width, paddingleft: 0, paddingright: 0,
+                                         wrap: {minSpacing: 1.6, maxSpacing: 2.6, preferredMeasuresPerLine: 6}});
       }
       state.error = null;
     } catch (e) {
