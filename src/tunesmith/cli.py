@@ -66,7 +66,7 @@ def cmd_sample(a) -> None:
             "tempo": a.tempo, "condition": a.condition,
             "interpolate": tuple(a.interpolate) if a.interpolate else None,
             "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
-            "noise": a.noise}
+            "noise": a.noise, "melody": a.melody}
     paths = sample_run(a.run, a.out, num=a.num, wav=a.wav, seed=a.seed, device=a.device, formats=a.format, **opts)
     for p in paths:
         print(p)
@@ -95,6 +95,12 @@ def cmd_serve(a) -> None:
         if not runs:
             raise TunesmithError("no run given and no zoo model installed: tunesmith serve RUN [RUN...]")
     serve(runs, host=a.host, port=a.port)
+
+
+def cmd_score(a) -> None:
+    from .evaluation.score import score_command
+
+    score_command(a.run, a.data, a.out, device=a.device, quiet=a.quiet)
 
 
 def cmd_zoo(a) -> None:
@@ -142,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
     s.add_argument("--tempo", type=float, default=None, help="tempo of the written MIDI, quarter notes/minute")
     s.add_argument("--condition", default=None, help="condition label (conditional models)")
+    s.add_argument("--melody", default=None, metavar="FILE.mid",
+                   help="chorale harmoniser: harmonise this melody as the soprano (kept exactly) in four voices")
     s.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,
                    help="latent interpolation between two pieces (autoencoders)")
     s.add_argument("--reconstruct", default=None, metavar="FOLDER_OR_DATASET",
@@ -170,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="report", help="report folder (default report/)")
     s.add_argument("--max-pieces", type=int, default=None, help="use at most this many pieces per set")
     s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("score", help="held-out likelihood of a melody model: nats/step, bits/note, accuracy")
+    s.add_argument("run", help="run directory, zoo:NAME, or ngram:N (the n-gram baseline, fitted on the training songs)")
+    s.add_argument("data", help="DATASET:val | DATASET:train | DATASET | a folder of MIDI/kern/ABC/MusicXML files")
+    s.add_argument("--out", default=None, help="write the per-piece and mean figures as JSON (a .json file or a folder)")
+    s.add_argument("--quiet", action="store_true", help="only the summary lines, no per-piece table")
+    s.add_argument("--device", default="cpu", help="cpu | cuda")
+    s.set_defaults(fn=cmd_score)
 
     s = sub.add_parser("zoo", help="list the trained models shipped with tunesmith (use them as zoo:NAME)")
     s.set_defaults(fn=cmd_zoo)

@@ -9,9 +9,11 @@ from .base import MODELS, TunesmithModel, register_model  # noqa: F401
 # Modules that register models. A new model family's module is added here.
 MODEL_MODULES = [
     "melody_lstm",                                                    # seed 000 LSTM
+    "melody_transformer",                                             # issue 16: relative attention
     "gan_dense", "lstm_gan", "patchgan", "chorale_wgan", "gan_onehot",  # GANs
     "autoencoder", "seq2seq",                                         # seed 001
     "spec_gan", "spec_bilstm", "wavenet", "audio_cvae",               # seed 003 audio
+    "coconet",                                                        # chorale harmoniser (issue 15)
     "melody_vae",                                                     # MusicVAE-style melody VAE (issue 12)
 ]
 

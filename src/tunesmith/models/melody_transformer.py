@@ -1,0 +1,219 @@
+"""A decoder-only Transformer with relative position attention over time-step symbols (Music Transformer).
+
+Same data as the Essen LSTM (``data.encoding = "timestep"``: one symbol per 16th note, the same song split
+and the same masking of delimiter runs), so the two validation losses and ``tunesmith score`` compare them
+directly. The model has no absolute positions: every layer adds a learned relative-position term
+``q_i . r_(i-j)`` to the attention logits (Shaw et al. 2018), computed with Huang et al.'s (2018) "skewing"
+trick -- one ``(T, T)`` matrix ``Q R^T`` per head, shifted into place by a pad and a reshape, instead of a
+``(T, T, d)`` tensor of gathered embeddings.
+
+Sampling keeps a key/value cache per layer, so each new symbol costs one query against the cached keys
+instead of re-running the whole context (``benchmarks/bench_transformer.py`` measures both). Because the
+positions are relative, the cache slides: past ``max_len`` symbols the oldest keys are dropped.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import TunesmithError
+from .base import TunesmithModel, register_model
+from .melody_lstm import MelodyLSTM
+
+
+def skew(qe: torch.Tensor) -> torch.Tensor:
+    """Huang et al.'s skewing. ``qe[..., i, m]`` is query ``i`` against the relative embedding of distance
+    ``T - 1 - m`` (column ``T - 1`` is distance 0). Returns ``s`` with ``s[..., i, j] = qe[..., i, T - 1 - i + j]``
+    for ``j <= i`` (what query ``i`` adds to its logit for key ``j``); entries above the diagonal are junk and
+    must be masked by the caller."""
+    *lead, T, M = qe.shape
+    padded = F.pad(qe, (1, 0))                        # (..., T, M + 1)
+    return padded.reshape(*lead, M + 1, T)[..., 1:, :]  # (..., T, T) for M == T
+
+
+class RelativeSelfAttention(nn.Module):
+    def __init__(self, d_model: int, heads: int, max_len: int, dropout: float):
+        super().__init__()
+        if d_model % heads:
+            raise TunesmithError(f"model.d_model ({d_model}) must be a multiple of model.heads ({heads})")
+        self.h, self.dh, self.max_len, self.p = heads, d_model // heads, max_len, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        # row m holds the embedding of distance max_len - 1 - m (last row: distance 0), one table per head
+        self.rel = nn.Parameter(torch.randn(heads, max_len, self.dh) * self.dh ** -0.5)
+
+    def _split(self, x):
+        B, T, _ = x.shape
+        return self.qkv(x).view(B, T, 3, self.h, self.dh).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, dh)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Causal self-attention over the whole input (training, scoring, the prefill of sampling).
+        Returns the output and this layer's (keys, values) for a cache."""
+        B, T, D = x.shape
+        if T > self.max_len:
+            raise TunesmithError(f"input of {T} steps is longer than the model's context ({self.max_len})")
+        q, k, v = self._split(x)
+        qe = torch.einsum("bhtd,hmd->bhtm", q, self.rel[:, self.max_len - T:])
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        bias = (skew(qe) / math.sqrt(self.dh)).masked_fill(~causal, float("-inf"))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=self.p if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, D)), (k, v)
+
+    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor]):
+        """One new position per row (``x``: (B, 1, D)) against the cached keys/values; the cache slides to
+        the last ``max_len`` positions."""
+        B, _, D = x.shape
+        q, k, v = self._split(x)
+        k = torch.cat([cache[0], k], 2)[:, :, -self.max_len:]
+        v = torch.cat([cache[1], v], 2)[:, :, -self.max_len:]
+        Tk = k.shape[2]
+        bias = torch.einsum("bhqd,hkd->bhqk", q, self.rel[:, self.max_len - Tk:]) / math.sqrt(self.dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return self.out(y.transpose(1, 2).reshape(B, 1, D)), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attn(LN(x)), then x + FFN(LN(x))."""
+
+    def __init__(self, d_model: int, heads: int, ff: int, max_len: int, dropout: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attn = RelativeSelfAttention(d_model, heads, max_len, dropout)
+        self.ff = nn.Sequential(nn.Linear(d_model, ff), nn.GELU(), nn.Linear(ff, d_model))
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        a, kv = self.attn(self.ln1(x))
+        x = x + self.drop(a)
+        return x + self.drop(self.ff(self.ln2(x))), kv
+
+    def step(self, x, cache):
+        a, kv = self.attn.step(self.ln1(x), cache)
+        x = x + a
+        return x + self.ff(self.ln2(x)), kv
+
+
+@register_model("melody_transformer")
+class MelodyTransformer(TunesmithModel):
+    objective = "likelihood"
+    loss_unit = "nats/step"
+
+    def __init__(self, vocab_size: int, delimiter_id: int = 0, d_model: int = 256, layers: int = 4, heads: int = 8,
+                 ff: int = 1024, max_len: int = 256, dropout: float = 0.1, tie_embeddings: bool = True,
+                 prime_delimiters: int = 16, mask_delimiter_runs: bool = True, target: str = "all"):
+        super().__init__()
+        if target != "all":
+            raise TunesmithError("melody_transformer trains every position: set data.target = \"all\"")
+        if not 1 <= prime_delimiters < max_len:
+            raise TunesmithError(f"model.prime_delimiters must be in 1..{max_len - 1}, got {prime_delimiters}")
+        self.vocab_size, self.delimiter_id, self.max_len = vocab_size, delimiter_id, max_len
+        self.prime_delimiters, self.mask_delimiter_runs = prime_delimiters, mask_delimiter_runs
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d_model, heads, ff, max_len, dropout) for _ in range(layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size)
+        if tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+    # ----------------------------------------------------------------- likelihood
+    def logits(self, ids: torch.Tensor, return_cache: bool = False):
+        """Next-symbol logits for every position of ``ids`` (B, T <= max_len)."""
+        x = self.drop(self.embed(ids))
+        cache = []
+        for b in self.blocks:
+            x, kv = b(x)
+            cache.append(kv)
+        out = self.head(self.ln(x))
+        return (out, cache) if return_cache else out
+
+    def forward(self, batch, mode: str = "loss", step: int = 0):
+        tokens = batch["tokens"]
+        x, y = tokens[:, :-1], tokens[:, 1:].clone()
+        logits = self.logits(x)
+        if self.mask_delimiter_runs:  # inside a run of '/' the next '/' is certain: do not count it
+            y[(x == self.delimiter_id) & (y == self.delimiter_id)] = -100
+        valid = y != -100
+        loss = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=-100)
+        acc = ((logits.argmax(-1) == y) & valid).sum() / valid.sum().clamp(min=1)
+        return {"loss": loss, "acc": acc}
+
+    @torch.no_grad()
+    def log_probs(self, ids: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities of the next symbol at every position of one long sequence ``ids`` (T,): row t
+        predicts ``ids[t + 1]``, seeing at most ``max_len`` symbols (windows overlap by half; each position
+        is scored in the window that gives it the longest context)."""
+        self.eval()
+        T, L = len(ids), self.max_len
+        out = torch.empty(T, self.vocab_size, device=ids.device)
+        if T <= L:
+            return torch.log_softmax(self.logits(ids[None])[0].float(), -1)
+        half = L // 2
+        out[:L] = torch.log_softmax(self.logits(ids[None, :L])[0].float(), -1)
+        done = L
+        while done < T:  # next block of up to half a window, scored with at least half a window of context
+            end = min(done + half, T)
+            lp = torch.log_softmax(self.logits(ids[None, end - L:end])[0].float(), -1)
+            out[done:end] = lp[L - (end - done):]
+            done = end
+        return out
+
+    # ----------------------------------------------------------------- sampling
+    def _primed(self, n: int, primer_ids: list[int]) -> torch.Tensor:
+        start = [self.delimiter_id] * self.prime_delimiters + primer_ids
+        return torch.tensor([start[-self.max_len:]] * n, device=self.device)
+
+    @torch.no_grad()
+    def sample_ids(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                   top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
+        """N continuations in one batch with a key/value cache: one query per layer and symbol."""
+        was_training = self.training
+        self.eval()
+        primer_ids = codec.parse_primer(primer) if primer else []
+        logits, cache = self.logits(self._primed(n, primer_ids), return_cache=True)
+        last = logits[:, -1]
+        out = torch.empty(n, steps, dtype=torch.long, device=self.device)
+        for t in range(steps):
+            nxt = MelodyLSTM.pick(last, temperature, top_k, generator)
+            out[:, t] = nxt
+            if t + 1 == steps:
+                break
+            x = self.embed(nxt)[:, None]
+            for i, b in enumerate(self.blocks):
+                x, cache[i] = b.step(x, cache[i])
+            last = self.head(self.ln(x))[:, 0]
+        self.train(was_training)
+        return MelodyLSTM._melodies(self, primer_ids, out)
+
+    @torch.no_grad()
+    def sample_ids_window(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                          top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
+        """For comparison: re-run the whole context (up to ``max_len`` symbols) for every new symbol."""
+        was_training = self.training
+        self.eval()
+        primer_ids = codec.parse_primer(primer) if primer else []
+        seq = self._primed(n, primer_ids)
+        gen = []
+        for _ in range(steps):
+            nxt = MelodyLSTM.pick(self.logits(seq[:, -self.max_len:])[:, -1], temperature, top_k, generator)
+            gen.append(nxt)
+            seq = torch.cat([seq, nxt[:, None]], 1)
+        self.train(was_training)
+        return MelodyLSTM._melodies(self, primer_ids, torch.stack(gen, 1))
+
+    @torch.no_grad()
+    def generate(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
+                 top_k: int | None = None, steps: int = 256, tempo: float = 120.0, generator=None):
+        ids = self.sample_ids(codec, n, primer, temperature, top_k, steps, generator)
+        return [codec.decode(r, tempo=tempo) for r in ids]
