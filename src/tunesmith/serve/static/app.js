@@ -399,7 +399,7 @@ function bind() {
   $("tempo").oninput = () => { outputs(); retempo(); saveUrl(); };
   $("temperature").oninput = outputs;
   $("temperature").onchange = () => regenerate();
-  $("bars").onchange = () => regenerate();
+  $("bars").onchange = () => { $("bars").value = Math.max(1, Math.min(64, Math.round(Number($("bars").value)) || 8)); regenerate(); };
   $("primer").onkeydown = (e) => { if (e.key === "Enter") regenerate({fresh: !app.seedLocked}); };
   $("threshold").oninput = () => { outputs(); regenerate(); };
   $("condition").onchange = () => regenerate();
