@@ -53,6 +53,11 @@ def _is_dataset(spec: str) -> bool:
 
 def _dataset(spec: str) -> tuple[list[Score], str]:
     base, _, suffix = spec.partition(":")
+    if base == "bach-chorales" and suffix in ("train", "val"):  # the chorale models' split (316 / 35)
+        from ..data.coconet_data import chorale_split
+
+        train, val = chorale_split(base)
+        return (train, f"{base} training chorales") if suffix == "train" else (val, f"{base} held-out chorales")
     if suffix == "raw" or (not suffix and not base.startswith("essen")):
         return load_corpus(base), f"built-in dataset {base} (as parsed)"
     from ..data.timestep import prepared_songs
@@ -259,6 +264,10 @@ def evaluate(gen_scores: list[Score], ref_scores: list[Score], out_dir: str | Pa
                      "note_length_classes": length_classes, "max_pairs": max_pairs, "seed": seed},
         "seconds": {"metrics": t_metrics},
     }
+    from . import voice_leading as VL
+
+    if VL.is_multivoice(sets[0]) and VL.is_multivoice(sets[1]):  # chorales: the voice-leading table
+        metrics["voice_leading"] = VL.compare(sets[0], sets[1])
     if out_dir is not None:
         t1 = time.perf_counter()
         write_report(metrics, comps, fg, fr, Path(out_dir), plots=plots)
@@ -301,6 +310,10 @@ EXPLAIN = {
     "nltm": "The same for note lengths (whole, half, quarter, 8th, 16th, dotted (.), triplet (t)).",
     "hist": "Fraction of notes with each pitch, pitch class and note length, generated vs reference.",
     "boxes": "The spread of each feature over the pieces of each set (boxes: middle half of the pieces).",
+    "voice_leading": "Both sets have several voices (tracks), so each voice is also measured as a voice: "
+                     "track 0 is the highest (soprano). Means over pieces, except the parallels, which are "
+                     "pooled over all pieces. Definitions: tunesmith/evaluation/voice_leading.py and "
+                     "docs/chorales.md.",
 }
 
 
@@ -324,6 +337,12 @@ def summary_table(metrics: dict) -> str:
     w = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     line = lambda r: "  ".join(str(x).ljust(w[0]) if i == 0 else str(x).rjust(w[i]) for i, x in enumerate(r))  # noqa: E731
     return "\n".join([line(head), "  ".join("-" * x for x in w)] + [line(r) for r in rows])
+
+
+def voice_leading_rows(metrics: dict) -> list[list[str]]:
+    """(measure, generated, reference, description) rows of the voice-leading table; [] if not multi-voice."""
+    return [[k, _fmt(r["generated"]), _fmt(r["reference"]), r["description"]]
+            for k, r in metrics.get("voice_leading", {}).items()]
 
 
 def _set_line(s: dict) -> str:
@@ -393,6 +412,10 @@ def write_report(metrics: dict, comps: dict, fg: dict, fr: dict, out: Path, plot
     md += [f"- **{k}**: {v}" for k, v in facts] + ["", "## Feature by feature", "", EXPLAIN["table"], ""]
     md += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
+    vl = voice_leading_rows(metrics)
+    if vl:
+        md += ["", "## Voice leading", "", EXPLAIN["voice_leading"], "", "| measure | generated | reference | what it measures |",
+               "|---|---|---|---|"] + ["| " + " | ".join(r) + " |" for r in vl]
     for title, fname, text in images:
         md += ["", f"## {title}", "", text, "", f"![{title}]({fname})"]
     md += ["", "Every number is in `metrics.json`."]
@@ -417,6 +440,11 @@ def write_report(metrics: dict, comps: dict, fg: dict, fr: dict, out: Path, plot
                                              for i, x in enumerate(r[1:-1])] + [f"<td>{esc(r[-1])}</td>"]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
+    if vl:
+        parts += ["<h2>Voice leading</h2>", f"<p>{esc(EXPLAIN['voice_leading'])}</p><table><tr><th>measure</th>"
+                  "<th>generated</th><th>reference</th><th>what it measures</th></tr>"]
+        parts += ["<tr>" + "".join(f"<td{' class=n' if 0 < i < 3 else ''}>{esc(x)}</td>" for i, x in enumerate(r))
+                  + "</tr>" for r in vl] + ["</table>"]
     for title, fname, text in images:
         data = base64.b64encode((out / fname).read_bytes()).decode()
         parts += [f"<h2>{esc(title)}</h2>", f"<p>{esc(text)}</p>" if text else "",
@@ -477,6 +505,8 @@ def evaluate_command(generated: str, reference: str, out: str | Path = "report",
         print(summary_table(metrics))
         h = metrics["headline"]
         print(f"\nmean overlap area {_fmt(h['mean_overlap_area'])} (1 is best), mean KL {_fmt(h['mean_kl'])} (0 is best)")
+        for r in voice_leading_rows(metrics):
+            print(f"voice leading: {r[0]:<26} generated {r[1]:>7}  reference {r[2]:>7}")
     for name in ("metrics.json", "report.md", "report.html"):
         print(f"wrote {out / name}")
     return metrics

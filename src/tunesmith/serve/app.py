@@ -67,6 +67,8 @@ def _kind(model) -> tuple[str, dict]:
         opts["sliders"] = int(model.n_sliders)
         opts["slider_range"] = SLIDER_LIMIT
         return "vae", opts
+    if hasattr(model, "harmonize"):  # the chorale harmoniser: its controls are serve/harmonize.py's panel
+        return "chorale", opts
     if "primer" in params or "temperature" in params:
         return "lstm", opts
     return "generic", opts

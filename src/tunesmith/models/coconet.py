@@ -1,0 +1,204 @@
+"""Coconet (Huang, Cooijmans, Roberts, Courville, Eck 2017, "Counterpoint by Convolution"): a convolutional
+network over the voices x time x pitch grid, trained to fill in randomly erased notes (orderless NADE), and
+blocked Gibbs sampling with an annealed masking schedule to compose, harmonise or fill in.
+
+Input: per voice, the one-hot pitch grid with erased cells zeroed (4 channels), the erasure mask (4 channels)
+and the position of each 16th note in its beat (4 channels, one-hot), all laid out as images of
+``time x pitch rows`` (row 0 = rest). A 3x3 convolution, residual blocks of two dilated 3x3 convolutions with
+batch norm (dilation grows 1, 2, 4, 8 in both time and pitch, so the receptive field covers every voice's
+range and two bars), and a 3x3 convolution to 4 output channels: logits over pitch rows per voice and step.
+Because everything is convolutional, a piece of any length is processed at once.
+
+Training (``forward``): each item gets a random erasure mask (rate uniform in (0, 1]; half the items keep
+their soprano); the loss is the cross-entropy of the erased cells, averaged per item (Coconet's normalisation)
+and then over the batch: nats per erased (voice, 16th-note) cell.
+
+Sampling (``gibbs``): the cells to fill start erased; at Gibbs step i a random share
+``p_i = max(p_min, p_max - i (p_max - p_min) / (eta N))`` of them is erased again and re-drawn from the model
+given everything else (Coconet's annealed blocked Gibbs; p_max 0.9, p_min 0.05, eta 0.75). Given cells never
+change.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.coconet_data import REST, grid_to_rows, random_masks, rows_to_grid
+from ..data.notes import Score
+from ..errors import TunesmithError
+from .base import TunesmithModel, register_model
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int, d: int):
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=d, dilation=d, bias=False)
+        self.b1 = nn.BatchNorm2d(c)
+        self.c2 = nn.Conv2d(c, c, 3, padding=d, dilation=d, bias=False)
+        self.b2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        h = F.relu(self.b1(self.c1(x)))
+        return F.relu(x + self.b2(self.c2(h)))
+
+
+@register_model("coconet")
+class Coconet(TunesmithModel):
+    objective = "likelihood"
+    loss_unit = "nats/erased cell"
+
+    def __init__(self, n_voices: int = 4, n_rows: int = 60, channels: int = 32, blocks: int = 6,
+                 dilations: list[int] = (1, 2, 4, 8), p_keep_soprano: float = 0.5):
+        super().__init__()
+        if channels < 1 or blocks < 1 or not dilations:
+            raise TunesmithError("model.channels and model.blocks must be >= 1 and model.dilations non-empty")
+        self.n_voices, self.n_rows = int(n_voices), int(n_rows)
+        self.p_keep_soprano = float(p_keep_soprano)
+        c = int(channels)
+        self.inp = nn.Sequential(nn.Conv2d(2 * self.n_voices + 4, c, 3, padding=1, bias=False),
+                                 nn.BatchNorm2d(c), nn.ReLU())
+        ds = list(dilations)
+        self.blocks = nn.Sequential(*[_Block(c, int(ds[i % len(ds)])) for i in range(int(blocks))])
+        self.out = nn.Conv2d(c, self.n_voices, 3, padding=1)
+
+    # ------------------------------------------------------------------ network
+    def logits(self, rows: torch.Tensor, mask: torch.Tensor, phase: torch.Tensor | int = 0) -> torch.Tensor:
+        """rows (B, V, T) long, mask (B, V, T) 1 = erased, phase (B,) or int: position of step 0 in its beat.
+        Returns logits (B, V, T, n_rows)."""
+        B, V, T = rows.shape
+        x = F.one_hot(rows.clamp(0, self.n_rows - 1), self.n_rows).float() * (1 - mask).unsqueeze(-1)
+        m = mask.unsqueeze(-1).expand(B, V, T, self.n_rows)
+        ph = torch.as_tensor(phase, device=rows.device).reshape(-1, 1) + torch.arange(T, device=rows.device)
+        pos = F.one_hot(ph.expand(B, T) % 4, 4).float().transpose(1, 2)  # (B, 4, T)
+        pos = pos.unsqueeze(-1).expand(B, 4, T, self.n_rows)
+        h = self.blocks(self.inp(torch.cat([x, m, pos], 1)))
+        return self.out(h)
+
+    def forward(self, batch, mode: str = "loss", step: int = 0):
+        rows = batch["rows"].long()
+        B, V, T = rows.shape
+        mask = batch.get("mask")
+        if mask is None:
+            mask = random_masks(B, V, T, p_keep_soprano=self.p_keep_soprano).to(rows.device)
+        mask = mask.float()
+        logits = self.logits(rows, mask, batch.get("phase", 0))
+        nll = F.cross_entropy(logits.permute(0, 3, 1, 2), rows, reduction="none")  # (B, V, T)
+        per_item = (nll * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)
+        with torch.no_grad():
+            hit = (logits.argmax(-1) == rows).float()
+            acc = (hit * mask).sum() / mask.sum().clamp_min(1)
+        return {"loss": per_item.mean(), "acc": acc}
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def gibbs(self, rows: torch.Tensor, fill: torch.Tensor, phase: int = 0, steps: int = 64,
+              temperature: float = 1.0, p_max: float = 0.9, p_min: float = 0.05, eta: float = 0.75,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+        """Blocked Gibbs sampling: re-draw the ``fill`` cells (bool (n, V, T)) of ``rows`` (n, V, T) with
+        an annealed share of them erased at each step; the other cells are kept as given."""
+        if temperature <= 0:
+            raise TunesmithError(f"temperature must be > 0, got {temperature}")
+        was = self.training
+        self.eval()
+        dev = self.device
+        x = rows.to(dev).long().clone()
+        fill = fill.to(dev).bool()
+        n = len(x)
+        steps = max(int(steps), 1)
+        for i in range(steps):
+            pm = 1.0 if i == 0 else max(p_min, p_max - i * (p_max - p_min) / (eta * steps))
+            m = fill & (torch.rand(x.shape, generator=generator, device=dev) < pm)
+            none = (m.flatten(1).sum(1) == 0) & (fill.flatten(1).sum(1) > 0)
+            for j in torch.nonzero(none).flatten().tolist():  # at least one cell per item
+                cells = torch.nonzero(fill[j].flatten()).flatten()
+                pick = cells[torch.randint(len(cells), (1,), generator=generator, device=dev)]
+                m[j].view(-1)[pick] = True
+            if not m.any():
+                break
+            logits = self.logits(x, m.float(), phase)
+            probs = torch.softmax(logits.float() / temperature, -1)
+            draw = torch.multinomial(probs.reshape(-1, self.n_rows), 1, generator=generator).reshape(x.shape)
+            x = torch.where(m, draw, x)
+        self.train(was)
+        return x
+
+    def _fill(self, codec, grid: np.ndarray, erase: np.ndarray, n: int, generator, steps: int,
+              temperature: float) -> np.ndarray:
+        rows = torch.tensor(grid_to_rows(np.where(erase, REST, grid)), device=self.device)
+        rows = rows.unsqueeze(0).expand(n, -1, -1)
+        fill = torch.tensor(erase, device=self.device).unsqueeze(0).expand(n, -1, -1)
+        out = self.gibbs(rows, fill, 0, steps, temperature, generator=generator)
+        return np.stack([rows_to_grid(r) for r in out.cpu().numpy()])
+
+    @torch.no_grad()
+    def harmonize(self, codec, melody: Score, n: int = 1, generator=None, steps: int = 64,
+                  temperature: float = 1.0, tempo: float | None = None) -> list[Score]:
+        """n four-voice harmonisations of a melody (its first track, or its top line) as the soprano. The
+        soprano of each result is the melody's own notes, unchanged; alto, tenor and bass are sampled."""
+        mel = codec.melody_line(melody)
+        if len(mel) == 0:
+            raise TunesmithError("the melody has no notes to harmonise")
+        T = max(int(np.ceil(mel.length / codec.step - 1e-9)), 1)
+        grid = np.full((self.n_voices, T), REST, np.int16)
+        grid[0] = codec.encode(mel, T)[0]
+        erase = np.zeros(grid.shape, bool)
+        erase[1:] = True
+        grids = self._fill(codec, grid, erase, n, generator, steps, temperature)
+        out = []
+        for g in grids:
+            sc = codec.decode(g, tempo=tempo or melody.tempo, time_signature=melody.time_signature)
+            lower = sc.select(sc.track != 0)
+            out.append(_merge(mel, lower, sc, melody.title))
+        return out
+
+    @torch.no_grad()
+    def infill(self, codec, score: Score, erase: np.ndarray, n: int = 1, generator=None, steps: int = 64,
+               temperature: float = 1.0) -> list[Score]:
+        """n completions of a four-voice score with the cells ``erase`` (bool (4, T) over 16th notes, e.g.
+        a bar of every voice, or one voice throughout) re-composed; every other note is kept."""
+        erase = np.asarray(erase, bool)
+        grid = codec.encode(score, erase.shape[1])
+        if erase.shape != grid.shape:
+            raise TunesmithError(f"erase mask has shape {erase.shape}, the score's grid {grid.shape}")
+        grids = self._fill(codec, grid, erase, n, generator, steps, temperature)
+        return [codec.decode(g, tempo=score.tempo, time_signature=score.time_signature) for g in grids]
+
+    @torch.no_grad()
+    def compose(self, codec, n: int, length: int = 128, generator=None, steps: int = 64,
+                temperature: float = 1.0, tempo: float = 80.0) -> list[Score]:
+        """n four-voice pieces of ``length`` 16th notes, every cell sampled."""
+        grid = np.full((self.n_voices, int(length)), REST, np.int16)
+        grids = self._fill(codec, grid, np.ones(grid.shape, bool), n, generator, steps, temperature)
+        return [codec.decode(g, tempo=tempo) for g in grids]
+
+    @torch.no_grad()
+    def generate(self, codec, n, generator=None, melody: str | None = None, steps: int | None = None,
+                 temperature: float = 1.0, tempo: float | None = None, gibbs_steps: int = 64):
+        """Without ``melody``: compose ``steps`` 16th notes (default 128) in four voices. With ``melody`` (a
+        MIDI/MusicXML/ABC/kern file): harmonise it, the melody kept exactly as the soprano."""
+        if melody:
+            from ..data.corpora import parse_file
+
+            p = Path(melody).expanduser()
+            if not p.is_file():
+                raise TunesmithError(f"--melody must be a melody file (MIDI, MusicXML, ABC, kern): {p} not found")
+            return self.harmonize(codec, parse_file(p)[0], n, generator, gibbs_steps, temperature, tempo)
+        length = 128 if steps is None else int(steps)
+        if length < 1:
+            raise TunesmithError(f"--steps must be >= 1, got {length}")
+        return self.compose(codec, n, length, generator, gibbs_steps, temperature, tempo or 80.0)
+
+
+def _merge(melody: Score, lower: Score, like: Score, title: str) -> Score:
+    """The melody's notes as track 0 plus the sampled lower voices (tracks 1..3)."""
+    cols = [np.concatenate([a, b]) for a, b in ((melody.pitch, lower.pitch), (melody.start, lower.start),
+                                                 (melody.duration, lower.duration),
+                                                 (melody.velocity, lower.velocity),
+                                                 (np.zeros(len(melody), np.int16), lower.track))]
+    sc = Score(*cols, tempo=like.tempo, time_signature=like.time_signature, title=title,
+               programs={v: 0 for v in range(4)}, end=max(like.length, melody.length))
+    return sc.sorted()
