@@ -95,8 +95,8 @@ class ChoraleRollCodec(Codec):
     def encode(self, score: Score) -> np.ndarray:
         return score_to_roll(score, self.step, self.n_tracks)
 
-    def decode(self, roll, tempo: float = 120.0) -> Score:
-        sc = roll_to_score(roll, self.step, tempo, one_note_per_voice=True)
+    def decode(self, roll, tempo: float = 120.0, threshold: float = 0.5) -> Score:
+        sc = roll_to_score(roll, self.step, tempo, threshold=threshold, one_note_per_voice=True)
         sc.programs = {t: 0 for t in range(self.n_tracks)}
         return sc
 
@@ -111,6 +111,18 @@ class ChoraleRollCodec(Codec):
         mel.track = np.full(len(mel), voice, np.int16)
         T = int(np.ceil(max(mel.length, self.step) / self.step / self.seq_len)) * self.seq_len
         return score_to_roll(mel, self.step, self.n_tracks, T)
+
+
+#: share of (voice, 16th-note) cells in which a voice sounds in the 351 chorales (measured: 0.9896)
+SOUNDING = 0.99
+
+
+def calibrated_threshold(rolls, sounding: float = SOUNDING) -> float:
+    """Decoding threshold for a batch of soft rolls (n, tracks, T, 128): the (1 - ``sounding``) quantile of
+    every (voice, step) cell's strongest pitch, so that as many cells sound as in the chorales (a generator
+    whose outputs all stay below 0.5 would otherwise decode to silence)."""
+    peak = torch.as_tensor(rolls).float().amax(-1).flatten()
+    return float(torch.quantile(peak, 1.0 - float(sounding)))
 
 
 def windows(roll: np.ndarray, length: int, hop: int) -> list[np.ndarray]:

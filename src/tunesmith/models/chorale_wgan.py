@@ -133,7 +133,12 @@ class ChoraleWGAN(GANBase):
         return [codec.decode(r, tempo=tempo) for r in full.cpu().numpy()]
 
     @torch.no_grad()
-    def generate(self, codec, n, generator=None, tempo: float = 120.0, condition: str | None = None):
+    def generate(self, codec, n, generator=None, tempo: float = 120.0, condition: str | None = None,
+                 threshold: float | str = "calibrated"):
+        """Compose n 2-bar chorales, or accompany the melody file ``condition``. Unconditional decoding:
+        ``threshold = "calibrated"`` (default) keeps a voice's strongest pitch where it exceeds the threshold at
+        which as many (voice, step) cells sound as in the chorales (``calibrated_threshold``); a number (the
+        seed's 0.5) uses that fixed threshold."""
         if condition:
             from pathlib import Path
 
@@ -143,4 +148,11 @@ class ChoraleWGAN(GANBase):
             if not p.is_file():
                 raise TunesmithError(f"--condition must be a melody file (MIDI, MusicXML, ABC, kern): {p} not found")
             return self.accompany(codec, parse_file(p)[0], n, 0, generator, tempo)
-        return self.to_scores(self.fake(n, generator=generator), codec, tempo=tempo)
+        x = self.fake(n, generator=generator)
+        if threshold == "calibrated":
+            from ..data.chorale_roll import calibrated_threshold
+
+            threshold = calibrated_threshold(x)
+        elif isinstance(threshold, str) or not 0 < float(threshold) < 1:
+            raise TunesmithError(f"threshold must be \"calibrated\" or a number in (0, 1), not {threshold!r}")
+        return [codec.decode(r, tempo=tempo, threshold=float(threshold)) for r in x.cpu().numpy()]
