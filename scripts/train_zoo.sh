@@ -20,8 +20,13 @@ case "$NAME" in
     tunesmith train configs/melody_vae_4bar.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar.toml
     ;;
+  chorale-harmonizer)
+    # Coconet-style harmoniser (issue 15): docs/chorales.md
+    tunesmith train configs/chorale_coconet.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/chorale_coconet.toml
+    ;;
   *)
-    echo "unknown zoo model '$NAME'; known: essen-lstm, melody-vae-4bar" >&2
+    echo "unknown zoo model '$NAME'; known: essen-lstm, melody-vae-4bar, chorale-harmonizer" >&2
     exit 2
     ;;
 esac

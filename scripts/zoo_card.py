@@ -53,6 +53,30 @@ CARDS = {
                         "against the held-out phrases; attribute_spearman: Spearman correlation between attribute "
                         "slider value (-3..3, 13 steps, from the latent mean) and the attribute of the decoded phrase.",
     },
+    "chorale-harmonizer": {
+        "title": "Chorale harmoniser (Coconet-style)",
+        "description": "Four-voice Bach-style harmony for any melody (kept exactly as the soprano), or whole chorales; Gibbs sampling.",
+        "family": "coconet",
+        "data": "the 351 four-voice Bach chorales of music21's corpus, one pitch (or rest) per voice per 16th note, "
+                "windows of 32 steps, transposed by up to +-6 semitones for training",
+        "split": "by chorale, 90 % / 10 % (seed 0): 316 train, 35 held out -- the split gan_chorales uses "
+                 "(bach-chorales:val in tunesmith evaluate)",
+        "weaknesses": [
+            "A voice that repeats a pitch comes out as one long note (a frame grid cannot tell them apart); "
+            "the given melody is exempt, it is copied note for note.",
+            "More parallel fifths and octaves than Bach (see the figures): a small network trained for minutes.",
+            "Knows the chorale style only: 4/4 and 3/4 hymn tunes; melodies outside MIDI 30-88 are refused.",
+            "The key is never given: it is inferred from the melody, and modulations are sometimes late.",
+        ],
+        "figure_notes": "Harmonising the 35 held-out sopranos (seed 0, the config's Gibbs steps and temperature) and "
+                        "composing 35 pieces as long as the held-out chorales, evaluated with `tunesmith evaluate` "
+                        "against the held-out chorales: mean_overlap (harmonisations), composed_mean_overlap, and "
+                        "the voice-leading table's in_scale, range_violations (share of notes outside SATB ranges), "
+                        "parallels_per_100 (parallel fifths + octaves per 100 voice-leading steps; Bach 0.31) and "
+                        "voice_overlaps. nll_erased_*: nats per erased (voice, 16th) cell of the held-out chorales "
+                        "(random erasure as in training / alto, tenor and bass erased); val_loss: the validation "
+                        "windows' masked loss. docs/chorales.md.",
+    },
 }
 
 
