@@ -16,6 +16,11 @@ case "$NAME" in
     tunesmith train configs/essen_lstm.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/essen_lstm.toml
     ;;
+  essen-transformer)
+    # issue 16: relative-attention Transformer, same data and split as essen-lstm (docs/transformer.md)
+    tunesmith train configs/essen_transformer.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/essen_transformer.toml
+    ;;
   melody-vae-4bar)
     tunesmith train configs/melody_vae_4bar.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar.toml
@@ -26,7 +31,7 @@ case "$NAME" in
     python scripts/zoo_card.py "$NAME" "$RUN" configs/chorale_coconet.toml
     ;;
   *)
-    echo "unknown zoo model '$NAME'; known: essen-lstm, melody-vae-4bar, chorale-harmonizer" >&2
+    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer" >&2
     exit 2
     ;;
 esac

@@ -35,6 +35,24 @@ CARDS = {
                         "mean_overlap: 100 samples (temperature 0.9, empty primer, seed 0) evaluated with "
                         "`tunesmith evaluate` against the held-out songs (the held-out songs vs the training songs: 0.968).",
     },
+    "essen-transformer": {
+        "title": "Essen Transformer (relative attention, issue 16)",
+        "description": "Decoder-only Transformer with relative position attention over 16th-note time steps (Essen Erk); continues a primer.",
+        "family": "melody_transformer",
+        "data": "the Essen LSTM's data: Erk songs transposed to C major / A minor, 16th-note time steps, same filter and vocabulary",
+        "split": SPLIT,
+        "weaknesses": [
+            "Attends to the last 128 16th-note steps (8 bars of 4/4); in longer samples the key/value cache slides and "
+            "earlier phrases are forgotten.",
+            "Same vocabulary limits as the Essen LSTM: C major / A minor, MIDI 48-79, durations from a 16th to a whole note.",
+            "A short CPU run: a longer run (or a GPU) would likely lower the loss further.",
+        ],
+        "figure_notes": "score_*: `tunesmith score zoo:essen-transformer essen-erk:val` (every held-out song scored on "
+                        "its own from its start; the Essen LSTM and the 5-gram are scored the same way in "
+                        "docs/transformer.md). val_loss / val_accuracy: the trainer's validation windows (128 steps, "
+                        "songs separated by 16 delimiters, so not comparable with the LSTM's 64-step windows). "
+                        "mean_overlap: 100 samples (temperature 0.9, empty primer, seed 0) against the held-out songs.",
+    },
     "melody-vae-4bar": {
         "title": "Melody VAE, 4 bars (MusicVAE-style)",
         "description": "4-bar melody VAE over Essen Erk phrases: 20 latent sliders, 5 attribute sliders, interpolation.",

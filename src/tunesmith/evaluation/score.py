@@ -109,16 +109,19 @@ def load_scorer(spec: str, data: str, device: str = "cpu") -> Scorer:
     from ..training.checkpoint import load_run
 
     model, codec, cfg, _ = load_run(spec, device)
-    name = cfg.model.get("name")
-    if cfg.data.get("encoding") != "timestep" or name not in ("melody_lstm", "melody_transformer"):
-        raise TunesmithError(f"{spec} is a {name!r} model; score takes time-step likelihood models "
-                             "(melody_lstm, melody_transformer) or ngram:N")
-    if getattr(model, "target", "all") == "last":
-        pass  # a seed-style LSTM still predicts every position when run over a sequence
-    d = _timestep_defaults(cfg.data)
-    dev = torch.device(device)
+    return model_scorer(model, codec, cfg, str(spec))
 
-    if name == "melody_lstm":
+
+def model_scorer(model, codec, cfg, name: str = "model") -> Scorer:
+    """A Scorer for a loaded time-step likelihood model (``load_run``'s first three values)."""
+    family = cfg.model.get("name")
+    if cfg.data.get("encoding") != "timestep" or family not in ("melody_lstm", "melody_transformer"):
+        raise TunesmithError(f"{name} is a {family!r} model; score takes time-step likelihood models "
+                             "(melody_lstm, melody_transformer) or ngram:N")
+    d = _timestep_defaults(cfg.data)
+    dev = model.device
+
+    if family == "melody_lstm":
         @torch.no_grad()
         def log_probs(ids):
             model.eval()
@@ -128,7 +131,7 @@ def load_scorer(spec: str, data: str, device: str = "cpu") -> Scorer:
         @torch.no_grad()
         def log_probs(ids):
             return model.log_probs(ids.to(dev)).cpu()
-    return Scorer(str(spec), codec, d, int(d["delimiter_length"]), log_probs)
+    return Scorer(name, codec, d, int(d["delimiter_length"]), log_probs)
 
 
 def _ngram_scorer(spec: str, data: str) -> Scorer:
@@ -192,7 +195,11 @@ def score_piece(scorer: Scorer, symbols: list[str]) -> dict:
 
 
 def score(spec: str, data: str, device: str = "cpu") -> dict:
-    scorer = load_scorer(spec, data, device)
+    """Score a run directory, ``zoo:NAME`` or ``ngram:N`` on ``data`` (see the module doc)."""
+    return score_with(load_scorer(spec, data, device), data)
+
+
+def score_with(scorer: Scorer, data: str) -> dict:
     pieces = []
     skipped = 0
     vocab = set(scorer.codec.vocab)
@@ -210,7 +217,7 @@ def score(spec: str, data: str, device: str = "cpu") -> dict:
     mean = {"nats_per_step": nll / steps, "bits_per_note": nll / LN2 / max(sum(p["notes"] for p in pieces), 1),
             "accuracy": sum(p["correct"] for p in pieces) / steps, "pieces": len(pieces), "steps": steps,
             "notes": sum(p["notes"] for p in pieces), "skipped_out_of_vocabulary": skipped}
-    return {"model": str(spec), "data": str(data), "prefix_delimiters": scorer.prefix, "mean": mean,
+    return {"model": scorer.name, "data": str(data), "prefix_delimiters": scorer.prefix, "mean": mean,
             "pieces": pieces}
 
 

@@ -17,6 +17,7 @@ from ..training.checkpoint import load_run
 MEASURES: dict[str, Callable] = {}
 #: allowed |fresh - card| per figure (absolute); figures not listed must match to 1e-6 relative
 TOLERANCE = {"val_loss": 0.01, "val_accuracy": 0.005, "mean_overlap": 0.03, "onset_f1": 0.01,
+             "score_nats_per_step": 0.01, "score_bits_per_note": 0.03, "score_accuracy": 0.005,
              "token_accuracy": 0.01, "attribute_spearman_min": 0.1,
              "in_scale": 0.02, "range_violations": 0.01, "parallels_per_100": 0.5, "voice_overlaps": 0.001,
              "composed_mean_overlap": 0.03, "composed_empty": 0, "nll_erased_random": 0.01,
@@ -66,6 +67,18 @@ def _melody_lstm(model, codec, cfg, quick: bool = False) -> dict:
     _, ref = prepared_songs(cfg.data.get("dataset", "essen-erk"), verbose=False)
     return {"val_loss": round(float(v["loss"]), 4), "val_accuracy": round(float(v["acc"]), 4),
             f"mean_overlap": _overlap(samples, ref)}
+
+
+@measures("melody_transformer")
+def _melody_transformer(model, codec, cfg, quick: bool = False) -> dict:
+    """The LSTM's figures plus `tunesmith score ... essen-erk:val` (each held-out song scored on its own)."""
+    from ..evaluation.score import model_scorer, score_with
+
+    figs = _melody_lstm(model, codec, cfg, quick)
+    m = score_with(model_scorer(model, codec, cfg), f"{cfg.data.get('dataset', 'essen-erk')}:val")["mean"]
+    figs.update({"score_nats_per_step": round(m["nats_per_step"], 4),
+                 "score_bits_per_note": round(m["bits_per_note"], 4), "score_accuracy": round(m["accuracy"], 4)})
+    return figs
 
 
 def heldout_phrases(codec, dataset: str = "essen-erk") -> tuple[list, np.ndarray]:
