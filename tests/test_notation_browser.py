@@ -45,13 +45,14 @@ def wait_engraved(page, version=None, timeout=20_000):
     raise AssertionError("the notation never caught up with the piece")
 
 
-def note_heads(piece: dict, metre=None) -> int:
-    """How many notes and chords the layout engraves for the page's piece (tied pieces count one each)."""
+def note_heads(piece: dict, metre=None, pickup="auto") -> int:
+    """How many notes and chords the layout engraves for the page's piece (tied pieces count one each; a
+    melody model's piece gets its pickup inferred, as the page asks)."""
     from tunesmith.data.notes import Score
     from tunesmith.sampling.notation import layout
 
     s = Score.from_notes([(n["p"], n["s"], n["d"]) for n in piece["notes"]])
-    return sum(1 for v in layout(s, metre).voices for bar in v.bars for pc in bar if pc.pitches)
+    return sum(1 for v in layout(s, metre, pickup).voices for bar in v.bars for pc in bar if pc.pitches)
 
 
 @pytest.mark.browser

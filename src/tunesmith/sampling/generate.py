@@ -76,7 +76,7 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
                seed: int | None = None, device: str = "cpu", formats="mid", **options) -> list[Path]:
     """Generate ``num`` pieces from a trained run. Unset options fall back to the config's [sample].
     ``formats``: ``"mid"``, ``"abc"``, ``"musicxml"`` or a comma list of them."""
-    from .notation import condition_metre, parse_formats
+    from .notation import condition_metre, infer_pickup, parse_formats
 
     formats = parse_formats(formats)  # a bad --format fails before the model is loaded
     model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
@@ -92,10 +92,13 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     else:
         out = Path(run_dir) / "samples"
     metre = condition_metre(opts.get("condition"))  # --condition metre=3/4: the files carry it
-    if metre is not None:
-        for item in items:
-            if isinstance(item, Score):
+    melody = "primer" in inspect.signature(model.generate).parameters  # sampled melodies carry no bar lines
+    for item in items:
+        if isinstance(item, Score):
+            if metre is not None:
                 item.time_signature = metre
+            if melody:
+                item.pickup = infer_pickup(item)  # where the bar lines of the sheet music go
     paths = write_outputs(items, out, wav=wav, formats=formats)
     print(f"wrote {len(paths)} files to {out}", file=sys.stderr)
     return paths

@@ -181,11 +181,38 @@ def _split_rest(offset: Fraction, dur: Fraction, beat: Fraction) -> list[Fractio
     return _split(dur)
 
 
-def layout(score: Score, metre=None, pickup: float | None = None) -> Layout:
+def infer_pickup(score: Score, metre=None, step: float = 0.25) -> float:
+    """The most likely anacrusis of a melody that carries no bar lines (a sampled one): of the bar-line
+    placements ``step`` apart, the one that puts the most (and the longest) notes on downbeats (weight 2) and
+    beats (weight 1), each note counting the square root of its length. Given the true metre it finds the
+    notated pickup of 83 % of the Erk songs (measured on all 1,781; tests/test_notation.py)."""
+    import numpy as np
+
+    num, den = parse_metre(metre if metre is not None else score.time_signature)
+    bar, beat = num * 4.0 / den, float(beat_of((num, den)))
+    s = score.pitched()
+    if len(s) == 0:
+        return 0.0
+    best, best_score = 0.0, -np.inf
+    for p in np.arange(0.0, bar - 1e-9, step):
+        pos = np.mod(s.start - p, bar)
+        down = np.isclose(pos, 0) | np.isclose(pos, bar)
+        in_beat = np.mod(pos, beat)
+        on_beat = np.isclose(in_beat, 0) | np.isclose(in_beat, beat)
+        value = float(np.sum((2.0 * down + 1.0 * on_beat) * np.sqrt(s.duration)))
+        if value > best_score + 1e-9:
+            best, best_score = float(p), value
+    return best
+
+
+def layout(score: Score, metre=None, pickup: float | str | None = None) -> Layout:
     """Cut a score into voices (one per track; a track whose notes overlap with different lengths gets more),
-    bars (the first one ``pickup`` beats long when there is an anacrusis) and notatable pieces."""
+    bars (the first one ``pickup`` beats long when there is an anacrusis: ``None`` takes the score's own,
+    ``"auto"`` infers it with :func:`infer_pickup`) and notatable pieces."""
     num, den = parse_metre(metre if metre is not None else score.time_signature)
     bar = Fraction(num * 4, den)
+    if pickup == "auto":
+        pickup = infer_pickup(score, (num, den))
     pick = frac(score.pickup if pickup is None else pickup)
     beat = beat_of((num, den))
     if not 0 <= pick < bar:
@@ -267,7 +294,7 @@ def _abc_text(text: str) -> str:
     return " ".join(str(text).split())[:200]
 
 
-def to_abc(score: Score, metre=None, pickup: float | None = None, number: int = 1,
+def to_abc(score: Score, metre=None, pickup: float | str | None = None, number: int = 1,
            bars_per_line: int = 4) -> str:
     """The score as one ABC tune (``X:`` ``number``), L:1/8. A sign is written on every note off the key
     signature and on a note that an earlier sign in the bar would alter: readers that carry accidentals
@@ -317,7 +344,7 @@ def to_abc(score: Score, metre=None, pickup: float | None = None, number: int = 
 
 
 # ------------------------------------------------------------------------------------------ MusicXML
-def to_music21(score: Score, metre=None, pickup: float | None = None):
+def to_music21(score: Score, metre=None, pickup: float | str | None = None):
     """A music21 Score built bar by bar from the layout: one part per track, voices inside the measures
     when a track has overlapping notes of different lengths, measure 0 for a pickup."""
     import music21 as m21
@@ -340,8 +367,10 @@ def to_music21(score: Score, metre=None, pickup: float | None = None):
             for p in pc.pitches:
                 letter, alt, octv = k.spell(p)
                 pitch = m21.pitch.Pitch(step=letter, octave=octv)
-                if alt:
-                    pitch.accidental = m21.pitch.Accidental(alt)
+                # an explicit alteration on every pitch, naturals included: music21 then writes <alter> on
+                # every note, and reads the notes of a tie chain as equal pitches (it does not merge a tied
+                # B-natural shown with a sign into its continuation without one)
+                pitch.accidental = m21.pitch.Accidental(alt)
                 ps.append(pitch)
             el = m21.note.Note(ps[0]) if len(ps) == 1 else m21.chord.Chord(ps)
             if pc.tie or prev_tie:
@@ -377,7 +406,7 @@ def to_music21(score: Score, metre=None, pickup: float | None = None):
     return out
 
 
-def to_musicxml(score: Score, metre=None, pickup: float | None = None) -> bytes:
+def to_musicxml(score: Score, metre=None, pickup: float | str | None = None) -> bytes:
     """The score as MusicXML (partwise, uncompressed)."""
     from music21.musicxml.m21ToXml import GeneralObjectExporter
 
@@ -386,7 +415,7 @@ def to_musicxml(score: Score, metre=None, pickup: float | None = None) -> bytes:
 
 # ------------------------------------------------------------------------------------------ files
 def write_notation(score: Score, path: str | os.PathLike, fmt: str | None = None, metre=None,
-                   pickup: float | None = None) -> Path:
+                   pickup: float | str | None = None) -> Path:
     """Write ``score`` as ABC or MusicXML (by ``fmt`` or the path's suffix), atomically."""
     path = Path(path)
     fmt = fmt or {".abc": "abc", ".musicxml": "musicxml", ".xml": "musicxml"}.get(path.suffix.lower())

@@ -9,9 +9,9 @@ notes (Krumhansl-Schmuckler). Both are built in memory: nothing is written to di
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Literal, Optional, Union
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import Field, field_validator
 
@@ -28,7 +28,8 @@ class NotationRequest(Strict):
     notes: list[Note] = Field(max_length=MAX_NOTATION_NOTES)
     tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1])
     metre: Optional[str] = Field(None, max_length=5, description="time signature, e.g. 3/4 or 6/8")
-    pickup: float = Field(0.0, ge=0, le=32, description="length of an incomplete first bar, in beats")
+    pickup: Union[float, Literal["auto"]] = Field(0.0, description="length of an incomplete first bar in beats, "
+                                                  "or \"auto\": inferred from the notes (for sampled melodies)")
     key: Optional[str] = Field(None, max_length=3, description="e.g. G, Bb, F#m (m = minor); default: estimated")
     title: Optional[str] = Field(None, max_length=80)
 
@@ -37,6 +38,13 @@ class NotationRequest(Strict):
     def _metre(cls, v):
         if v is not None and not METRE_RE.match(v):
             raise ValueError("metre must be N/D, e.g. 3/4 or 6/8")
+        return v
+
+    @field_validator("pickup")
+    @classmethod
+    def _pickup(cls, v):
+        if v != "auto" and not 0 <= v <= 32:
+            raise ValueError("pickup must be 0..32 beats or \"auto\"")
         return v
 
     @field_validator("key")
@@ -61,7 +69,8 @@ def _score(req: NotationRequest):
                "minor" if minor else "major")
     s = Score(pitch=[x.p for x in n], start=[x.s for x in n], duration=[x.d for x in n],
               velocity=[x.v for x in n], tempo=req.tempo, title=req.title or "tunesmith", key=key,
-              time_signature=parse_metre(req.metre) if req.metre else (4, 4), pickup=req.pickup)
+              time_signature=parse_metre(req.metre) if req.metre else (4, 4),
+              pickup=0.0 if req.pickup == "auto" else req.pickup)
     if s.key is None and len(s):
         s.key = s.estimate_key()
     return s
@@ -76,10 +85,7 @@ def _attachment(name: str) -> dict:
 def abc(req: NotationRequest):
     from ..sampling.notation import to_abc
 
-    try:
-        text = to_abc(_score(req))
-    except ValueError as e:  # TunesmithError is answered 400 by the app
-        raise HTTPException(422, str(e)[:200]) from None
+    text = to_abc(_score(req), pickup="auto" if req.pickup == "auto" else None)  # bad input: 400 (TunesmithError)
     return Response(text, media_type="text/vnd.abc; charset=utf-8", headers=_attachment("tunesmith.abc"))
 
 
@@ -88,8 +94,8 @@ def abc(req: NotationRequest):
 def musicxml(req: NotationRequest):
     from ..sampling.notation import to_musicxml
 
-    return Response(to_musicxml(_score(req)), media_type="application/vnd.recordare.musicxml+xml",
-                    headers=_attachment("tunesmith.musicxml"))
+    data = to_musicxml(_score(req), pickup="auto" if req.pickup == "auto" else None)
+    return Response(data, media_type="application/vnd.recordare.musicxml+xml", headers=_attachment("tunesmith.musicxml"))
 
 
 def model_options(entry) -> dict:

@@ -19,7 +19,8 @@
     const metre = piece.metre || (Array.isArray(piece.time_signature) ? piece.time_signature.join("/") : null) ||
                   (m && m.metre);
     if (metre) body.metre = metre;
-    if (piece.pickup) body.pickup = piece.pickup;
+    if (piece.pickup !== undefined) body.pickup = piece.pickup;
+    else if (m && m.kind === "lstm") body.pickup = "auto";   // a sampled melody has no bar lines: infer them
     const name = (m && (m.title || m.name)) || piece.model || "tunesmith";
     body.title = (name + (piece.seed !== undefined ? ` (seed ${piece.seed})` : "")).slice(0, 80);
     return body;
