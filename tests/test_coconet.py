@@ -7,7 +7,7 @@ from tunesmith.data.coconet_data import (HIGH, LOW, REST, ROWS, ChoraleGridCodec
                                          grid_to_score, random_masks, rows_to_grid, score_to_grid)
 from tunesmith.data.notes import Score
 from tunesmith.errors import TunesmithError
-from tunesmith.models.coconet import Coconet
+from tunesmith.models.coconet import Coconet, parallel_counts
 
 
 def chorale():
@@ -162,3 +162,35 @@ def test_sample_cli_harmonises_a_midi_melody(tmp_path):
     assert len(set(back.track.tolist())) >= 2
     assert main(["sample", str(run), "--melody", str(tmp_path / "nope.mid"), "--out", str(out)]) == 1
     assert main(["sample", str(run), "--num", "1", "--steps", "16", "--seed", "0", "--out", str(tmp_path / "c")]) == 0
+
+
+def test_parallel_counts_match_the_voice_leading_metric():
+    from tunesmith.evaluation.voice_leading import parallels
+
+    rows = torch.tensor(grid_to_rows(np.array([[72, 74], [65, 67]])))[None]
+    c = parallel_counts(rows, ROWS)
+    assert c[0, 0, 1, 74 - LOW + 1] == 1 and c[0, 0, 1, 75 - LOW + 1] == 0   # into 74: a parallel fifth
+    assert c[0, 1, 0, 65 - LOW + 1] == 1 and c[0, 1, 0, 0] == 0             # out of 65; a rest never counts
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.integers(-2, 3, 40))
+    g = np.array([72, 67, 60, 48])[:, None] + walk[None]  # parallel chords: octaves and fifths at every move
+    g[rng.random(g.shape) < 0.2] += 1  # ... some of them broken
+    rows = torch.tensor(grid_to_rows(g))[None]
+    at_actual = parallel_counts(rows, ROWS)[0].gather(-1, rows[0][..., None]).sum()
+    p = parallels(grid_to_score(g))
+    assert p["fifths"] + p["octaves"] > 3
+    assert at_actual == 4 * (p["fifths"] + p["octaves"])  # each parallel touches 2 voices x 2 steps
+
+
+def test_parallel_penalty_reduces_parallels():
+    from tunesmith.evaluation.voice_leading import parallels
+
+    model = small_model()
+    rows = torch.zeros(4, 4, 32, dtype=torch.long)
+    fill = torch.ones_like(rows, dtype=torch.bool)
+    counts = []
+    for pen in (0.0, 20.0):
+        out = model.gibbs(rows, fill, steps=8, generator=torch.Generator().manual_seed(0), parallel_penalty=pen)
+        ps = [parallels(grid_to_score(rows_to_grid(o.numpy()))) for o in out]
+        counts.append(sum(p["fifths"] + p["octaves"] for p in ps))
+    assert counts[1] < counts[0]

@@ -33,6 +33,39 @@ from ..errors import TunesmithError
 from .base import TunesmithModel, register_model
 
 
+def parallel_counts(rows: torch.Tensor, n_rows: int) -> torch.Tensor:
+    """For every cell (n, V, T) and candidate row r: how many parallel fifths/octaves writing r there would make
+    with the other voices' current notes, against the previous and the next step (the definition of
+    ``evaluation.voice_leading.parallels``: both voices move in the same direction and keep a perfect fifth
+    or octave/unison, modulo 12). Returns (n, V, T, n_rows) counts; rests never count."""
+    from ..data.coconet_data import LOW
+
+    P = torch.where(rows > 0, rows + LOW - 1, torch.full_like(rows, -1))
+    c = torch.arange(n_rows, device=rows.device)
+    cv = (c > 0)
+    c = torch.where(cv, c + LOW - 1, torch.full_like(c, -1))
+    n, V, T = rows.shape
+    out = torch.zeros(n, V, T, n_rows, device=rows.device)
+    if T < 2:
+        return out
+
+    def par(a0, a1, b0, b1):  # voice a moves a0 -> a1 (one of them a candidate), voice b moves b0 -> b1
+        ok = (a0 >= 0) & (a1 >= 0) & (b0 >= 0) & (b1 >= 0)
+        ma, mb = a1 - a0, b1 - b0
+        same = (ma != 0) & (mb != 0) & (torch.sign(ma) == torch.sign(mb))
+        i1, i2 = (a0 - b0).abs() % 12, (a1 - b1).abs() % 12
+        return (ok & same & (i1 == i2) & ((i1 == 0) | (i1 == 7))).float()
+
+    for v in range(V):
+        for u in range(V):
+            if u == v:
+                continue
+            u0, u1 = P[:, u, :-1, None], P[:, u, 1:, None]
+            out[:, v, 1:] += par(P[:, v, :-1, None], c, u0, u1)   # into the candidate (step t-1 -> t)
+            out[:, v, :-1] += par(c, P[:, v, 1:, None], u0, u1)   # out of the candidate (t -> t+1)
+    return out * cv
+
+
 class _Block(nn.Module):
     def __init__(self, c: int, d: int):
         super().__init__()
@@ -97,9 +130,12 @@ class Coconet(TunesmithModel):
     @torch.no_grad()
     def gibbs(self, rows: torch.Tensor, fill: torch.Tensor, phase: int = 0, steps: int = 64,
               temperature: float = 1.0, p_max: float = 0.9, p_min: float = 0.05, eta: float = 0.75,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, parallel_penalty: float = 0.0) -> torch.Tensor:
         """Blocked Gibbs sampling: re-draw the ``fill`` cells (bool (n, V, T)) of ``rows`` (n, V, T) with
-        an annealed share of them erased at each step; the other cells are kept as given."""
+        an annealed share of them erased at each step; the other cells are kept as given.
+
+        ``parallel_penalty`` > 0 is a rule, not the model: each candidate's logit is lowered by that much per
+        parallel fifth/octave it would make with the current neighbours (0 = the model alone)."""
         if temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         was = self.training
@@ -120,23 +156,26 @@ class Coconet(TunesmithModel):
             if not m.any():
                 break
             logits = self.logits(x, m.float(), phase)
-            probs = torch.softmax(logits.float() / temperature, -1)
+            logits = logits.float() / temperature
+            if parallel_penalty:
+                logits = logits - parallel_penalty * parallel_counts(x, self.n_rows)
+            probs = torch.softmax(logits, -1)
             draw = torch.multinomial(probs.reshape(-1, self.n_rows), 1, generator=generator).reshape(x.shape)
             x = torch.where(m, draw, x)
         self.train(was)
         return x
 
     def _fill(self, codec, grid: np.ndarray, erase: np.ndarray, n: int, generator, steps: int,
-              temperature: float) -> np.ndarray:
+              temperature: float, parallel_penalty: float = 0.0) -> np.ndarray:
         rows = torch.tensor(grid_to_rows(np.where(erase, REST, grid)), device=self.device)
         rows = rows.unsqueeze(0).expand(n, -1, -1)
         fill = torch.tensor(erase, device=self.device).unsqueeze(0).expand(n, -1, -1)
-        out = self.gibbs(rows, fill, 0, steps, temperature, generator=generator)
+        out = self.gibbs(rows, fill, 0, steps, temperature, generator=generator, parallel_penalty=parallel_penalty)
         return np.stack([rows_to_grid(r) for r in out.cpu().numpy()])
 
     @torch.no_grad()
     def harmonize(self, codec, melody: Score, n: int = 1, generator=None, steps: int = 64,
-                  temperature: float = 1.0, tempo: float | None = None) -> list[Score]:
+                  temperature: float = 1.0, tempo: float | None = None, parallel_penalty: float = 0.0) -> list[Score]:
         """n four-voice harmonisations of a melody (its first track, or its top line) as the soprano. The
         soprano of each result is the melody's own notes, unchanged; alto, tenor and bass are sampled."""
         mel = codec.melody_line(melody)
@@ -147,7 +186,7 @@ class Coconet(TunesmithModel):
         grid[0] = codec.encode(mel, T)[0]
         erase = np.zeros(grid.shape, bool)
         erase[1:] = True
-        grids = self._fill(codec, grid, erase, n, generator, steps, temperature)
+        grids = self._fill(codec, grid, erase, n, generator, steps, temperature, parallel_penalty)
         out = []
         for g in grids:
             sc = codec.decode(g, tempo=tempo or melody.tempo, time_signature=melody.time_signature)
@@ -157,27 +196,29 @@ class Coconet(TunesmithModel):
 
     @torch.no_grad()
     def infill(self, codec, score: Score, erase: np.ndarray, n: int = 1, generator=None, steps: int = 64,
-               temperature: float = 1.0) -> list[Score]:
+               temperature: float = 1.0, parallel_penalty: float = 0.0) -> list[Score]:
         """n completions of a four-voice score with the cells ``erase`` (bool (4, T) over 16th notes, e.g.
         a bar of every voice, or one voice throughout) re-composed; every other note is kept."""
         erase = np.asarray(erase, bool)
         grid = codec.encode(score, erase.shape[1])
         if erase.shape != grid.shape:
             raise TunesmithError(f"erase mask has shape {erase.shape}, the score's grid {grid.shape}")
-        grids = self._fill(codec, grid, erase, n, generator, steps, temperature)
+        grids = self._fill(codec, grid, erase, n, generator, steps, temperature, parallel_penalty)
         return [codec.decode(g, tempo=score.tempo, time_signature=score.time_signature) for g in grids]
 
     @torch.no_grad()
     def compose(self, codec, n: int, length: int = 128, generator=None, steps: int = 64,
-                temperature: float = 1.0, tempo: float = 80.0) -> list[Score]:
+                temperature: float = 1.0, tempo: float = 80.0, parallel_penalty: float = 0.0) -> list[Score]:
         """n four-voice pieces of ``length`` 16th notes, every cell sampled."""
         grid = np.full((self.n_voices, int(length)), REST, np.int16)
-        grids = self._fill(codec, grid, np.ones(grid.shape, bool), n, generator, steps, temperature)
+        grids = self._fill(codec, grid, np.ones(grid.shape, bool), n, generator, steps, temperature,
+                           parallel_penalty)
         return [codec.decode(g, tempo=tempo) for g in grids]
 
     @torch.no_grad()
     def generate(self, codec, n, generator=None, melody: str | None = None, steps: int | None = None,
-                 temperature: float = 1.0, tempo: float | None = None, gibbs_steps: int = 64):
+                 temperature: float = 1.0, tempo: float | None = None, gibbs_steps: int = 64,
+                 parallel_penalty: float = 0.0):
         """Without ``melody``: compose ``steps`` 16th notes (default 128) in four voices. With ``melody`` (a
         MIDI/MusicXML/ABC/kern file): harmonise it, the melody kept exactly as the soprano."""
         if melody:
@@ -186,11 +227,12 @@ class Coconet(TunesmithModel):
             p = Path(melody).expanduser()
             if not p.is_file():
                 raise TunesmithError(f"--melody must be a melody file (MIDI, MusicXML, ABC, kern): {p} not found")
-            return self.harmonize(codec, parse_file(p)[0], n, generator, gibbs_steps, temperature, tempo)
+            return self.harmonize(codec, parse_file(p)[0], n, generator, gibbs_steps, temperature, tempo,
+                                  parallel_penalty)
         length = 128 if steps is None else int(steps)
         if length < 1:
             raise TunesmithError(f"--steps must be >= 1, got {length}")
-        return self.compose(codec, n, length, generator, gibbs_steps, temperature, tempo or 80.0)
+        return self.compose(codec, n, length, generator, gibbs_steps, temperature, tempo or 80.0, parallel_penalty)
 
 
 def _merge(melody: Score, lower: Score, like: Score, title: str) -> Score:

@@ -72,7 +72,7 @@ def heldout_nll(model, codec, seed: int = 0) -> dict[str, float]:
 
 
 def harmonize_heldout(run, out: str | Path, gibbs_steps: int = 64, temperature: float = 1.0, seed: int = 0,
-                      wav: int = 0, compose: bool = True) -> dict:
+                      wav: int = 0, compose: bool = True, parallel_penalty: float = 0.0) -> dict:
     out = Path(out)
     model, codec, _, meta = load_run(run, torch.device("cpu"))
     if not hasattr(model, "harmonize"):
@@ -84,7 +84,8 @@ def harmonize_heldout(run, out: str | Path, gibbs_steps: int = 64, temperature: 
     unchanged = 0
     for k, (name, ref, sop) in enumerate(items):
         melody = read_midi(sop)
-        sc = model.harmonize(codec, melody, 1, gen, gibbs_steps, temperature, tempo=80)[0]
+        sc = model.harmonize(codec, melody, 1, gen, gibbs_steps, temperature, tempo=80,
+                             parallel_penalty=parallel_penalty)[0]
         path = write_midi(sc, out / "harmonized" / f"{name}.mid")
         back = read_midi(path)
         unchanged += back.select(back.track == 0).notes() == melody.notes()
@@ -94,6 +95,7 @@ def harmonize_heldout(run, out: str | Path, gibbs_steps: int = 64, temperature: 
             render_midi(path, path.with_suffix(".wav"))
     t_harm = time.perf_counter() - t0
     summary = {"run": str(run), "step": meta.get("step"), "gibbs_steps": gibbs_steps, "temperature": temperature,
+               "parallel_penalty": parallel_penalty,
                "seed": seed, "sopranos": len(items), "soprano_unchanged": unchanged,
                "seconds_harmonize": round(t_harm, 1)}
     if compose:
@@ -102,7 +104,8 @@ def harmonize_heldout(run, out: str | Path, gibbs_steps: int = 64, temperature: 
         (out / "composed").mkdir(parents=True, exist_ok=True)
         for (name, _, _), sc in zip(items, val):
             length = int(np.ceil(sc.length / codec.step))
-            piece = model.compose(codec, 1, length, gen, gibbs_steps, temperature, tempo=80)[0]
+            piece = model.compose(codec, 1, length, gen, gibbs_steps, temperature, tempo=80,
+                                  parallel_penalty=parallel_penalty)[0]
             write_midi(piece, out / "composed" / f"{name}.mid")
         summary["seconds_compose"] = round(time.perf_counter() - t0, 1)
     summary.update(heldout_nll(model, codec, seed))
@@ -110,7 +113,8 @@ def harmonize_heldout(run, out: str | Path, gibbs_steps: int = 64, temperature: 
     return summary
 
 
-def chorale_figures(model, codec, gibbs_steps: int = 64, temperature: float = 1.0, quick: bool = False) -> dict:
+def chorale_figures(model, codec, gibbs_steps: int = 64, temperature: float = 1.0, quick: bool = False,
+                    parallel_penalty: float = 0.0) -> dict:
     """The zoo card's figures (``tunesmith.zoo.measure``): harmonise the held-out sopranos and compose as many
     pieces (seed 0), evaluate both against the held-out chorales, and the held-out NLL of erased notes.
     ``quick``: the first 8 chorales only."""
@@ -124,11 +128,13 @@ def chorale_figures(model, codec, gibbs_steps: int = 64, temperature: float = 1.
     harm, comp, same = [], [], 0
     for sc in val:
         sop = sc.select(sc.track == 0)
-        h = model.harmonize(codec, sop, 1, gen, gibbs_steps, temperature, tempo=80)[0]
+        h = model.harmonize(codec, sop, 1, gen, gibbs_steps, temperature, tempo=80,
+                            parallel_penalty=parallel_penalty)[0]
         same += h.select(h.track == 0).notes() == sop.notes()
         harm.append(h)
     for sc in val:
-        comp.append(model.compose(codec, 1, int(np.ceil(sc.length / codec.step)), gen, gibbs_steps, temperature)[0])
+        comp.append(model.compose(codec, 1, int(np.ceil(sc.length / codec.step)), gen, gibbs_steps, temperature,
+                                  parallel_penalty=parallel_penalty)[0])
     mh = evaluate(harm, val, None, plots=False)
     mc = evaluate(comp, val, None, plots=False)
     vl = VL.summarize(harm)
@@ -148,11 +154,14 @@ def main(argv=None) -> int:
     p.add_argument("--gibbs-steps", type=int, default=64)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parallel-penalty", type=float, default=0.0,
+                   help="rule: lower each candidate's logit by this per parallel fifth/octave it makes (0 = model only)")
     p.add_argument("--wav", type=int, default=0, help="render the first N harmonisations as WAV")
     p.add_argument("--no-compose", action="store_true")
     a = p.parse_args(argv)
     try:
-        s = harmonize_heldout(a.run, a.out, a.gibbs_steps, a.temperature, a.seed, a.wav, not a.no_compose)
+        s = harmonize_heldout(a.run, a.out, a.gibbs_steps, a.temperature, a.seed, a.wav, not a.no_compose,
+                              a.parallel_penalty)
     except TunesmithError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

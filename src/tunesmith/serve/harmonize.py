@@ -101,7 +101,8 @@ def _harmonize(e, melody, seed: Optional[int], temperature: Optional[float], ste
     with e.lock, torch.inference_mode():
         gen = torch.Generator(device="cpu").manual_seed(seed)
         try:
-            sc = e.model.harmonize(e.codec, melody, 1, gen, steps, temp, tempo=tempo)[0]
+            sc = e.model.harmonize(e.codec, melody, 1, gen, steps, temp, tempo=tempo,
+                                   parallel_penalty=float(e.cfg.sample.get("parallel_penalty", 0.0)))[0]
         except TunesmithError as err:
             raise HTTPException(422, str(err)) from None
     out = score_to_json(sc, tempo)

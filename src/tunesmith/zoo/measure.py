@@ -147,5 +147,6 @@ def _coconet(model, codec, cfg, quick: bool = False) -> dict:
 
     v = _validation(model, cfg)
     figs = chorale_figures(model, codec, int(cfg.sample.get("gibbs_steps", 64)),
-                           float(cfg.sample.get("temperature", 1.0)), quick=quick)
+                           float(cfg.sample.get("temperature", 1.0)), quick=quick,
+                           parallel_penalty=float(cfg.sample.get("parallel_penalty", 0.0)))
     return {"val_loss": round(float(v["loss"]), 4), "val_accuracy": round(float(v["acc"]), 4), **figs}
