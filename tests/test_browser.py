@@ -337,7 +337,7 @@ def screenshot(runs: list[str], out_dir: str = "docs") -> None:
         await settle(page)
         await page.locator("#play").click()
         await page.wait_for_function(f"{S}.position > 6 && {S}.sound === 'gm'", timeout=30_000)
-        await page.screenshot(path=str(shot), full_page=True)
+        await page.screenshot(path=str(shot), full_page=page.viewport_size["width"] > 600)  # narrow: one screen
         print(shot, await page.locator("#status").inner_text(), problems)
 
     async def lstm(page, problems, sent):
