@@ -16,6 +16,25 @@ from tunesmith.sampling.notation import (KeySig, condition_metre, infer_pickup, 
                                          to_abc, write_notation)
 
 
+def abcjs_read(paths) -> list[dict]:
+    """The bundled abcjs's own parse of ABC files (node), or a skip where node is missing."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("node") is None:
+        pytest.skip("node is missing (apt-get install nodejs): cannot run abcjs outside the browser")
+    js = Path(__file__).parent / "abcjs_read.js"
+    lib = Path(__file__).parents[1] / "src/tunesmith/serve/static/vendor/abcjs-basic-min.js"
+    r = subprocess.run(["node", str(js), str(lib), *map(str, paths)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def note_pieces(score: Score) -> int:
+    return sum(1 for v in layout(score).voices for bar in v.bars for pc in bar if pc.pitches)
+
+
 def body(abc: str) -> list[str]:
     """The lines after the K: field."""
     lines = abc.strip().splitlines()
@@ -154,6 +173,18 @@ def test_erk5_roundtrip_exact(tmp_path, fmt):
     assert erk_roundtrip(scores, tmp_path, fmt) == []
 
 
+def test_abcjs_reads_erk5_as_written(tmp_path):
+    """The page's own engraver parses our ABC of all 27 erk5 tunes without a warning, with every note,
+    the metre and the key signature."""
+    scores = load_corpus("essen-small")
+    paths = [write_notation(s, tmp_path / f"e{i}.abc") for i, s in enumerate(scores)]
+    for s, seen in zip(scores, abcjs_read(paths)):
+        assert seen["warnings"] == [], (s.title, seen)
+        assert seen["notes"] == note_pieces(s), s.title
+        assert seen["metre"] == "%d/%d" % s.time_signature, s.title
+        assert seen["key"].rstrip("m") == KeySig.of(s.key).tonic_name, s.title
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["abc", "musicxml"])
 def test_every_erk_song_roundtrip_exact(tmp_path, fmt):
@@ -231,6 +262,9 @@ def test_cli_sample_format_abc(tiny_run, tmp_path, capsys):
     assert len(abcs) == 4 and not list(out.glob("*.mid"))
     assert main(["sample", str(tiny_run), "--num", "4", "--seed", "3", "--format", "mid,musicxml",
                  "--out", str(tmp_path / "m")]) == 0
+    for a, seen in zip(abcs, abcjs_read(abcs)):  # abcjs reads them as written: no warnings, every note
+        assert seen["warnings"] == [] and seen["metre"] == "4/4", seen
+        assert seen["notes"] == note_pieces(parse_file(a)[0]) > 0
     for a in abcs:
         parsed = m21.converter.parse(str(a))
         assert parsed.recurse().getElementsByClass(m21.meter.TimeSignature)[0].ratioString == "4/4"
@@ -256,6 +290,7 @@ def test_sample_run_condition_metre_goes_into_the_files(tiny_run, tmp_path, monk
     for p in paths:
         assert parse_file(p)[0].time_signature == (3, 4), p
     assert "M:3/4" in paths[0].read_text()
+    assert [x["metre"] for x in abcjs_read([p for p in paths if p.suffix == ".abc"])] == ["3/4", "3/4"]
 
 
 # ------------------------------------------------------------------------------------------ the web API

@@ -16,8 +16,10 @@
     const m = ts.model();
     const body = {notes: piece.notes.map((n) => ({p: n.p, s: n.s, d: n.d, v: n.v || 90})),
                   tempo: Math.round(piece.tempo || 120)};
+    // the piece's own metre (a conditioned piece: metre=3/4 in its condition), else the model's, else 4/4
+    const cond = /(?:^|,)\s*met(?:re|er)\s*=\s*(\d{1,2}\/\d{1,2})/.exec(String(piece.condition || ""));
     const metre = piece.metre || (Array.isArray(piece.time_signature) ? piece.time_signature.join("/") : null) ||
-                  (m && m.metre);
+                  (cond && cond[1]) || (m && m.metre);
     if (metre) body.metre = metre;
     if (piece.pickup !== undefined) body.pickup = piece.pickup;
     else if (m && m.kind === "lstm") body.pickup = "auto";   // a sampled melody has no bar lines: infer them
