@@ -50,3 +50,43 @@ def test_ddp_early_stopping_agrees_across_ranks(tiny_config, tmp_path):
     assert entries.count("checkpoint") == 1 and not [e for e in entries if e.startswith(".checkpoint")]
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
     assert meta["step"] == 4 and meta["world_size"] == 2
+
+
+def _node(tiny_config, out, port, max_steps, node_rank):
+    """One 'node' of the docs' multi-node recipe: torchrun with c10d rendezvous on a shared --out."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                             "--node_rank", str(node_rank), "--rdzv_backend", "c10d", "--rdzv_endpoint",
+                             f"127.0.0.1:{port}", "--rdzv_id", "tunesmith-test", "-m", "tunesmith.cli", "train",
+                             str(tiny_config), "--out", str(out), "--max-steps", str(max_steps), "--device", "cpu",
+                             "--quiet", "--resume"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path):
+    """docs/training.md's multi-node recipe on one machine: two torchrun agents meet through c10d
+    rendezvous; a scheduler's SIGTERM to both makes the job write one checkpoint at a step boundary; the
+    same command (it always passes --resume) then finishes the run."""
+    import signal
+    import time
+
+    tiny_config.write_text(tiny_config.read_text().replace("log_every = 5", "log_every = 1"))
+    out = tmp_path / "job"
+    nodes = [_node(tiny_config, out, 29531, 100000, r) for r in (0, 1)]
+    t = time.time()
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
+        assert time.time() - t < 180 and all(n.poll() is None for n in nodes), [n.communicate()[1][-1500:] for n in nodes]
+        time.sleep(0.1)
+    for n in nodes:
+        n.send_signal(signal.SIGTERM)
+    errs = [n.communicate(timeout=120)[1] for n in nodes]
+    assert any("checkpoint saved" in e for e in errs), errs[0][-1500:]
+    meta = json.loads((out / "checkpoint" / "meta.json").read_text())
+    stopped = meta["step"]
+    assert stopped >= 3 and meta["world_size"] == 2
+    nodes = [_node(tiny_config, out, 29533, stopped + 4, r) for r in (0, 1)]
+    errs = [n.communicate(timeout=180)[1] for n in nodes]
+    assert all(n.returncode == 0 for n in nodes), errs[0][-1500:] + errs[1][-1500:]
+    assert any(f"resuming {out} from step {stopped}" in e for e in errs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == stopped + 4 and summary["rank_checksums"][0] == summary["rank_checksums"][1]
