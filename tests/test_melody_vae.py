@@ -98,22 +98,24 @@ def test_onset_f1_counts_match_pitch_and_step():
     assert onset_f1_counts(a, b, c.pitch_table()) == (2, 3, 4)  # 60@0 and 64@4 match; 62 moved
 
 
-@pytest.mark.parametrize("decoder", ["flat", "hierarchical"])
-def test_model_learns_a_batch_and_decodes_phrases(decoder):
+@pytest.mark.parametrize("decoder,pool", [("flat", "last"), ("hierarchical", "bars")])
+def test_model_learns_a_batch_and_decodes_phrases(decoder, pool):
     torch.manual_seed(0)
     c = codec(8)
     m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent=4,
-                  decoder=decoder, conductor_hidden=16, free_bits=0.0, beta=0.01, kl_anneal_steps=0, n_sliders=3)
+                  decoder=decoder, conductor_hidden=16, free_bits=0.0, beta=0.01, kl_anneal_steps=0, n_sliders=3,
+                  encoder_pool=pool, init_logvar=-4.0)
     batch = {"tokens": torch.tensor([c.encode(s.split()) for s in
                                      ("60 _ 62 _ 64 _ 65 _", "72 _ _ _ 71 _ 69 _", "64 r 64 r 67 _ _ _")])}
-    opt = torch.optim.Adam(m.parameters(), 0.02)
+    opt = torch.optim.Adam(m.parameters(), 0.03)
     first = None
-    for step in range(150):
+    for step in range(80):
         out = m(batch, step=step)
         opt.zero_grad(); out["loss"].backward(); opt.step()
         first = first if first is not None else float(out["recon"].detach())
     m.eval()
-    assert float(m(batch)["recon"]) < 0.2 * first
+    with torch.no_grad():
+        assert float(m(batch)["recon"]) < 0.2 * first
     mu, _ = m.encode(batch["tokens"])
     assert torch.equal(m.decode_ids(mu), batch["tokens"])   # reconstructs the phrases it learnt
     assert m.decode_ids(torch.zeros(5, 4), temperature=1.0).shape == (5, 8)

@@ -72,7 +72,15 @@ def phrase_attributes(ids: np.ndarray, pitch_table: np.ndarray, steps_per_bar: i
 
 def spearman(x, y) -> float:
     """Spearman rank correlation (average ranks for ties); 0 when either side is constant."""
-    from scipy.stats import rankdata
+    def rankdata(a):
+        a = np.asarray(a, float)
+        order = np.argsort(a, kind="stable")
+        r = np.empty(len(a))
+        r[order] = np.arange(1, len(a) + 1)
+        for v in np.unique(a):  # ties share their average rank
+            tie = a == v
+            r[tie] = r[tie].mean()
+        return r
 
     rx, ry = rankdata(x), rankdata(y)
     if rx.std() == 0 or ry.std() == 0:
@@ -89,8 +97,11 @@ class MelodyVAE(TunesmithModel):
                  enc_hidden: int = 256, dec_hidden: int = 512, dec_layers: int = 1, latent: int = 64,
                  decoder: str = "flat", sections: int | None = None, conductor_hidden: int = 256,
                  beta: float = 0.2, free_bits: float = 48.0, kl_anneal_steps: int = 1000, word_dropout: float = 0.0,
-                 dropout: float = 0.0, n_sliders: int = 20, slider_items: int = 4096):
+                 autoregressive: bool = True, init_logvar: float = 0.0, encoder_pool: str = "last", dropout: float = 0.0, n_sliders: int = 20,
+                 slider_items: int = 4096):
         super().__init__()
+        if encoder_pool not in ("last", "bars"):
+            raise TunesmithError(f"model.encoder_pool must be 'last' or 'bars', not {encoder_pool!r}")
         if decoder not in ("flat", "hierarchical"):
             raise TunesmithError(f"model.decoder must be 'flat' or 'hierarchical', not {decoder!r}")
         self.vocab_size, self.phrase_len, self.steps_per_bar = int(vocab_size), int(phrase_len), int(steps_per_bar)
@@ -106,7 +117,14 @@ class MelodyVAE(TunesmithModel):
         self.start_id, self.blank_id = V, V + 1
         self.embed = nn.Embedding(V + 2, embed_dim)
         self.encoder = nn.LSTM(embed_dim, enc_hidden, batch_first=True, bidirectional=True)
-        self.to_latent = nn.Linear(2 * enc_hidden, 2 * latent)
+        self.encoder_pool = encoder_pool
+        if encoder_pool == "bars" and self.phrase_len % self.sections:
+            raise TunesmithError(f"model.sections ({self.sections}) must divide the phrase length {phrase_len}")
+        pooled = 2 * enc_hidden * (self.sections if encoder_pool == "bars" else 1)
+        self.to_latent = nn.Linear(pooled, 2 * latent)
+        self.autoregressive = bool(autoregressive)
+        with torch.no_grad():  # start with a narrow posterior: the code carries information from the first step
+            self.to_latent.bias[latent:] = float(init_logvar)
         cond = latent
         if decoder == "hierarchical":
             self.conductor_init = nn.Linear(latent, 2 * conductor_hidden)
@@ -129,8 +147,13 @@ class MelodyVAE(TunesmithModel):
 
     # ------------------------------------------------------------------ network
     def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        _, (h, _) = self.encoder(self.embed(ids))
-        mu, logvar = self.to_latent(torch.cat([h[-2], h[-1]], 1)).chunk(2, 1)
+        out, (h, _) = self.encoder(self.embed(ids))
+        if self.encoder_pool == "bars":  # forward state at the end and backward state at the start of each section
+            H, T = out.shape[-1] // 2, ids.shape[1] // self.sections
+            feat = torch.cat([out[:, T - 1::T, :H], out[:, 0::T, H:]], 2).reshape(len(ids), -1)
+        else:
+            feat = torch.cat([h[-2], h[-1]], 1)
+        mu, logvar = self.to_latent(feat).chunk(2, 1)
         return mu, logvar.clamp(-20, 10)
 
     def _init_state(self, c: torch.Tensor):
@@ -148,7 +171,9 @@ class MelodyVAE(TunesmithModel):
         """Teacher-forced logits (B, L, V) of the phrase ``ids`` given codes ``z``."""
         B, L = ids.shape
         prev = torch.cat([torch.full((B, 1), self.start_id, device=ids.device, dtype=ids.dtype), ids[:, :-1]], 1)
-        if self.training and self.word_dropout > 0:
+        if not self.autoregressive:
+            prev = torch.full_like(prev, self.blank_id)
+        elif self.training and self.word_dropout > 0:
             drop = torch.rand(prev.shape, device=prev.device) < self.word_dropout
             drop[:, 0] = False
             prev = prev.masked_fill(drop, self.blank_id)
@@ -209,6 +234,8 @@ class MelodyVAE(TunesmithModel):
                     g = torch.empty_like(logits).exponential_(generator=generator).log_()
                     tok = (logits / temperature - g).argmax(-1)
                 out[:, s * T + t] = tok
+                if not self.autoregressive:
+                    tok = torch.full_like(tok, self.blank_id)
         return out
 
     @torch.no_grad()

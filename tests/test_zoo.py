@@ -1,0 +1,78 @@
+"""Every model shipped in the zoo loads, samples, has a complete card, and (slow) its card's figures hold up
+against a fresh evaluation (tunesmith.zoo.measure, the code scripts/zoo_card.py wrote them with)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith import zoo
+from tunesmith.training import load_run
+
+NAMES = zoo.names()
+SHIPPED = ("essen-lstm", "melody-vae-4bar")
+
+
+def test_the_promised_models_ship_and_fit_the_size_budget():
+    for name in SHIPPED:
+        assert name in NAMES, f"zoo:{name} is missing: bash scripts/train_zoo.sh {name}"
+    assert zoo.size_bytes() <= 30 * 1024 * 1024
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zoo_model_loads_samples_and_has_a_card(name):
+    from tunesmith.sampling.generate import generate
+
+    model, codec, cfg, meta = load_run(f"zoo:{name}")
+    card = zoo.card(name)
+    missing = [k for k in zoo.CARD_KEYS if k not in card]
+    assert not missing, f"card of {name} lacks {missing}"
+    assert card["command"] == f"bash scripts/train_zoo.sh {name}" and card["figures"] and card["weaknesses"]
+    assert (zoo.ZOO_DIR / name / "README.md").read_text().startswith("# ")
+    assert not (zoo.ZOO_DIR / name / "checkpoint" / "trainer.pt").exists()
+    items = generate(model, codec, 2, seed=0)
+    assert len(items) == 2
+    if hasattr(items[0], "pitch"):
+        assert any(len(s) for s in items), f"zoo:{name} sampled two empty pieces"
+
+
+@pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
+def test_attribute_sliders_move_their_attribute_monotonically():
+    from tunesmith.models.melody_vae import ATTRIBUTES, spearman
+    from tunesmith.zoo.measure import attribute_sweep
+
+    model, codec, _, _ = load_run("zoo:melody-vae-4bar")
+    values = np.linspace(-3, 3, 13)
+    rho = {a: spearman(values, attribute_sweep(model, codec, a, values)) for a in ATTRIBUTES}
+    assert min(rho.values()) >= 0.8, rho
+
+
+@pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
+def test_slider_move_decodes_fast():
+    import time
+
+    model, codec, _, _ = load_run("zoo:melody-vae-4bar")
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        model.decode(model.slider_z([0.5] * 20, 1, {"note_density": 1.0}))
+        t0 = time.perf_counter()
+        for _ in range(5):
+            codec.decode(model.decode(model.slider_z([1.0] * 20, 1, {"rests": -1.0}))[0])
+        ms = (time.perf_counter() - t0) / 5 * 1000
+    assert ms < 100, f"{ms:.0f} ms per slider move"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_card_figures_match_a_fresh_evaluation(name):
+    from tunesmith.zoo.measure import MEASURES, TOLERANCE, measure
+
+    card = zoo.card(name)
+    _, _, cfg, _ = load_run(f"zoo:{name}")
+    assert cfg.model["name"] in MEASURES, f"add a measure for {cfg.model['name']} to tunesmith/zoo/measure.py"
+    fresh = measure(f"zoo:{name}")
+    for k, v in card["figures"].items():
+        if not isinstance(v, (int, float)):
+            continue
+        tol = TOLERANCE.get(k, 1e-6 * max(1.0, abs(v)))
+        assert math.isclose(fresh[k], v, abs_tol=tol), f"{name}: {k} card {v}, fresh {fresh[k]} (tolerance {tol})"
