@@ -12,6 +12,9 @@ from fastapi import APIRouter, Request
 from test_serve import make_runs  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*httpx2.*")
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     return make_runs(tmp_path_factory.mktemp("webapp_runs"), vae_steps=40)
@@ -173,3 +176,20 @@ def test_feature_routers_are_included(monkeypatch, runs):
     with TestClient(appmod.create_app([runs["vae"]])) as c:
         assert c.get("/api/hello").json() == {"models": ["vae"]}
         assert c.get("/api/models").json()[0]["hello"] is True
+
+
+def test_a_bug_is_a_500_sentence_not_a_traceback():
+    from starlette.testclient import TestClient
+
+    from tunesmith.serve.app import Entry, create_app
+
+    class Broken:  # a model whose generate fails with an unexpected error
+        def generate(self, codec, n, generator=None):
+            raise RuntimeError("secret internal state " * 20)
+
+    e = Entry("broken", "-", Broken(), None, None, {}, "generic", {"family": "x", "labels": [], "tempo": 120.0})
+    with TestClient(create_app(entries={"broken": e}), raise_server_exceptions=False) as c:
+        r = c.post("/api/generate", json={"model": "broken"})
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    d = r.json()["detail"]
+    assert "RuntimeError" in d and "secret" not in d and len(d) < 120

@@ -290,6 +290,11 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
     async def _bad_input(request, exc: TunesmithError):
         return JSONResponse({"detail": _sentence(str(exc))}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _bug(request, exc: Exception):   # a bug: one sentence for the page; the traceback goes to the log
+        return JSONResponse({"detail": f"the server failed on this request ({type(exc).__name__}); "
+                                       f"its log has the details"}, status_code=500)
+
     @app.exception_handler(StarletteHTTPException)
     async def _refused(request, exc: HTTPException):
         return JSONResponse({"detail": _sentence(str(exc.detail))}, status_code=exc.status_code,
