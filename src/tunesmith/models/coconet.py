@@ -130,12 +130,15 @@ class Coconet(TunesmithModel):
     @torch.no_grad()
     def gibbs(self, rows: torch.Tensor, fill: torch.Tensor, phase: int = 0, steps: int = 64,
               temperature: float = 1.0, p_max: float = 0.9, p_min: float = 0.05, eta: float = 0.75,
-              generator: torch.Generator | None = None, parallel_penalty: float = 0.0) -> torch.Tensor:
+              generator: torch.Generator | None = None, parallel_penalty: float = 0.0,
+              repair_steps: int = 16) -> torch.Tensor:
         """Blocked Gibbs sampling: re-draw the ``fill`` cells (bool (n, V, T)) of ``rows`` (n, V, T) with
         an annealed share of them erased at each step; the other cells are kept as given.
 
         ``parallel_penalty`` > 0 is a rule, not the model: each candidate's logit is lowered by that much per
-        parallel fifth/octave it would make with the current neighbours (0 = the model alone)."""
+        parallel fifth/octave it would make with the current neighbours (0 = the model alone); after the
+        annealed steps, up to ``repair_steps`` more steps re-draw (a random half of) the cells still in a
+        parallel, until none is left."""
         if temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         was = self.training
@@ -155,15 +158,29 @@ class Coconet(TunesmithModel):
                 m[j].view(-1)[pick] = True
             if not m.any():
                 break
-            logits = self.logits(x, m.float(), phase)
-            logits = logits.float() / temperature
-            if parallel_penalty:
-                logits = logits - parallel_penalty * parallel_counts(x, self.n_rows)
-            probs = torch.softmax(logits, -1)
-            draw = torch.multinomial(probs.reshape(-1, self.n_rows), 1, generator=generator).reshape(x.shape)
-            x = torch.where(m, draw, x)
+            x = self._redraw(x, m, phase, temperature, parallel_penalty, generator)
+        if parallel_penalty:
+            # repair: re-draw (half of, at random) the cells that still take part in a parallel, with the penalty
+            for _ in range(repair_steps):
+                counts = parallel_counts(x, self.n_rows).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+                bad = fill & (counts > 0)
+                if not bad.any():
+                    break
+                m = bad & (torch.rand(x.shape, generator=generator, device=dev) < 0.5)
+                x = self._redraw(x, m, phase, temperature, parallel_penalty, generator)
         self.train(was)
         return x
+
+    def _redraw(self, x, m, phase, temperature, parallel_penalty, generator):
+        """One Gibbs step: erase the cells ``m``, draw them all from the model given the others."""
+        if not m.any():
+            return x
+        logits = self.logits(x, m.float(), phase).float() / temperature
+        if parallel_penalty:
+            logits = logits - parallel_penalty * parallel_counts(x, self.n_rows)
+        probs = torch.softmax(logits, -1)
+        draw = torch.multinomial(probs.reshape(-1, self.n_rows), 1, generator=generator).reshape(x.shape)
+        return torch.where(m, draw, x)
 
     def _fill(self, codec, grid: np.ndarray, erase: np.ndarray, n: int, generator, steps: int,
               temperature: float, parallel_penalty: float = 0.0) -> np.ndarray:
