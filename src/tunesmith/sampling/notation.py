@@ -15,6 +15,7 @@ that changes metre is barred in its first one (its notes stay exact). Drum track
 """
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -257,7 +258,7 @@ def layout(score: Score, metre=None, pickup: float | str | None = None) -> Layou
                 events.append((t, end - t, ()))
             for a, d, ps in events:  # cut at bar lines, then into note values
                 e = a + d
-                i = max(k for k, b0 in enumerate(bar_starts) if b0 <= a)
+                i = bisect.bisect_right(bar_starts, a) - 1  # the bar the event starts in
                 pos = a
                 while pos < e:
                     b1 = bars[i][1]
