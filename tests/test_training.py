@@ -61,8 +61,9 @@ def test_crash_while_writing_a_checkpoint_keeps_the_last_one(tiny_config, tmp_pa
         raise OSError("disk full")
 
     monkeypatch.setattr(ckpt_mod.torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(TunesmithError, match="could not write a checkpoint.*last checkpoint is kept"):
         train(tiny_config, run, device="cpu", max_steps=10, resume=True, progress=False)
+    assert not list(run.glob(".checkpoint.tmp*"))
     monkeypatch.undo()
     after = _weights(run)
     for k in before:

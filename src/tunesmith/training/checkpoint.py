@@ -8,6 +8,7 @@ the two renames.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -73,14 +74,22 @@ def write_checkpoint(run_dir: Path, model: torch.nn.Module, config: Config, code
                      meta: dict) -> Path:
     run_dir = Path(run_dir)
     tmp = run_dir / f".{CKPT}.tmp{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    save_weights(model, tmp / "model.safetensors")
-    save_json(config.to_dict(), tmp / "config.json")
-    save_json(codec.state(), tmp / "codec.json")
-    torch.save(trainer_state, tmp / "trainer.pt")
-    save_json(meta, tmp / "meta.json")
+    for stale in run_dir.glob(f".{CKPT}.tmp*"):   # left by a crash; the live checkpoint is newer or adopted
+        shutil.rmtree(stale, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        save_weights(model, tmp / "model.safetensors")
+        save_json(config.to_dict(), tmp / "config.json")
+        save_json(codec.state(), tmp / "codec.json")
+        torch.save(trainer_state, tmp / "trainer.pt")
+        save_json(meta, tmp / "meta.json")          # written last: its presence marks a complete folder
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = "the last checkpoint is kept" if checkpoint_exists(run_dir) else "no earlier checkpoint exists"
+        if e.errno == errno.ENOSPC:
+            raise TunesmithError(f"disk full while writing a checkpoint in {run_dir}: {kept}; free some space "
+                                 "and continue with --resume") from None
+        raise TunesmithError(f"could not write a checkpoint in {run_dir} ({e.strerror or e}): {kept}") from None
     final, old = run_dir / CKPT, run_dir / f"{CKPT}.old"
     # At every moment a complete checkpoint exists under `checkpoint` or `checkpoint.old`.
     if final.exists():
@@ -93,14 +102,51 @@ def write_checkpoint(run_dir: Path, model: torch.nn.Module, config: Config, code
     return final
 
 
-def checkpoint_dir(run_dir: str | Path) -> Path:
-    from ..zoo import resolve_run
+def _complete(d: Path) -> bool:
+    return all((d / f).exists() for f in ("model.safetensors", "config.json", "codec.json", "meta.json"))
 
+
+def checkpoint_exists(run_dir: Path) -> bool:
+    return any((Path(run_dir) / n / "model.safetensors").exists() for n in (CKPT, f"{CKPT}.old"))
+
+
+def adopt_orphans(run_dir: Path) -> Path | None:
+    """A crash between the renames of two successive checkpoints can leave only complete temporary
+    folders (``.checkpoint.tmpPID`` with ``meta.json``, written last). Rename the newest into place."""
+    run_dir = Path(run_dir)
+    if checkpoint_exists(run_dir) or not run_dir.is_dir():
+        return None
+    done = [d for d in run_dir.glob(f".{CKPT}.tmp*") if _complete(d) and (d / "trainer.pt").exists()]
+    if not done:
+        return None
+
+    def step(d: Path) -> int:
+        try:
+            return int(json.loads((d / "meta.json").read_text()).get("step", -1))
+        except (OSError, ValueError, AttributeError):
+            return -1
+    best = max(done, key=step)
+    os.replace(best, run_dir / CKPT)
+    return run_dir / CKPT
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    from ..zoo import is_zoo, resolve_run
+
+    zoo = is_zoo(run_dir)
     run_dir = resolve_run(run_dir)
+    if not zoo:
+        try:
+            adopt_orphans(run_dir)
+        except OSError:
+            pass
     for name in (CKPT, f"{CKPT}.old"):
         d = run_dir / name
         if (d / "model.safetensors").exists():
             return d
+    if (run_dir / CKPT).is_dir() and any((run_dir / CKPT).iterdir()):
+        raise TunesmithError(f"the checkpoint in {run_dir} is incomplete ({run_dir / CKPT / 'model.safetensors'} is "
+                             "missing): restore it, or train into another --out")
     if not run_dir.exists():
         raise TunesmithError(f"run directory {run_dir} does not exist: train first with "
                              f"`tunesmith train CONFIG --out {run_dir}`")

@@ -13,7 +13,8 @@ class MetricsLogger:
         self.tb = None
         if not enabled:
             return
-        new = not self.path.exists()
+        # a run killed before its first row left an empty file: it still needs the header
+        new = not self.path.exists() or self.path.stat().st_size == 0
         self.f = open(self.path, "a", newline="")
         self.w = csv.writer(self.f)
         if new:
@@ -49,7 +50,7 @@ def read_metrics(run_dir: Path) -> dict[tuple[str, str], list[tuple[int, float]]
         for row in csv.DictReader(f):
             try:
                 out.setdefault((row["split"], row["metric"]), {})[int(row["step"])] = float(row["value"])
-            except ValueError:
+            except (ValueError, TypeError, KeyError):   # a torn last line or a file without its header
                 continue
     return {k: sorted(v.items()) for k, v in out.items()}
 

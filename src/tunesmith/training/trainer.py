@@ -21,7 +21,8 @@ from ..config import Config, load_config, save_json
 from ..data.base import build_data
 from ..errors import TunesmithError
 from ..models import build_model
-from .checkpoint import checkpoint_dir, load_trainer_state, load_weights, write_checkpoint
+from .checkpoint import (adopt_orphans, checkpoint_dir, checkpoint_exists, load_trainer_state, load_weights,
+                         write_checkpoint)
 from .logger import MetricsLogger, plot_losses
 from .objectives import make_objective
 
@@ -224,12 +225,23 @@ class Trainer:
         if tc.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         out = self.out
-        self.has_ckpt = any((out / d / "model.safetensors").exists() for d in ("checkpoint", "checkpoint.old"))
+        if out.exists() and not out.is_dir():
+            raise TunesmithError(f"--out {out} is a file, not a run directory: choose another --out")
+        if self.dd.main:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                probe = out / f".write-test{os.getpid()}"
+                probe.write_bytes(b""); probe.unlink()
+            except OSError as e:
+                raise TunesmithError(f"cannot write to --out {out} ({e.strerror or e}): choose another --out") from None
+            adopt_orphans(out)
+        self.dd.barrier()
+        self.has_ckpt = checkpoint_exists(out)
+        if not self.has_ckpt and (out / "checkpoint").is_dir() and any((out / "checkpoint").iterdir()):
+            raise TunesmithError(f"the checkpoint in {out} is incomplete ({out / 'checkpoint' / 'model.safetensors'} "
+                                 "is missing): restore it, or train into another --out")
         if self.has_ckpt and not resume:
             raise TunesmithError(f"{out} already holds a checkpoint: pass --resume to continue it, or choose another --out")
-        if self.dd.main:
-            out.mkdir(parents=True, exist_ok=True)
-        self.dd.barrier()
 
         torch.manual_seed(tc.seed); np.random.seed(tc.seed); random.seed(tc.seed)
         self.bundle = build_data(**cfg.data)
