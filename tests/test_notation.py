@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+
 from tunesmith.data.corpora import load_corpus, parse_file
 from tunesmith.data.notes import Score
 from tunesmith.errors import TunesmithError
@@ -277,6 +279,45 @@ def test_cli_sample_format_abc(tiny_run, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: unknown output format 'pdf'")
     r = subprocess.run([sys.executable, "-m", "tunesmith.cli", "sample", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--format" in r.stdout and "musicxml" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_transformer(tmp_path_factory):
+    """The Transformer of issue 16, trained a few steps (its own test's tiny config)."""
+    import textwrap
+
+    from test_melody_transformer import TINY_TF
+    from tunesmith.training import train
+
+    d = tmp_path_factory.mktemp("tf")
+    (d / "tf.toml").write_text(textwrap.dedent(TINY_TF).replace("steps = 40", "steps = 96"))
+    train(d / "tf.toml", d / "run", device="cpu", max_steps=30, progress=False)
+    return d / "run"
+
+
+def test_transformer_sample_format_abc(tiny_transformer, tmp_path):
+    """The issue's "Done when" command on a Transformer run: four ABC tunes that music21 and abcjs read back
+    (with ``--condition metre=3/4`` once the model takes a condition: then in 3/4)."""
+    import inspect
+
+    import music21 as m21
+
+    from tunesmith.cli import main
+    from tunesmith.training import load_run
+
+    model = load_run(tiny_transformer)[0]
+    conditioned = "condition" in inspect.signature(model.generate).parameters
+    args = ["sample", str(tiny_transformer), "--num", "4", "--seed", "0", "--format", "abc", "--out", str(tmp_path),
+            "--primer", "67 _ 67 _ 67 _ _ 65 64 _ 64 _"]   # notes even from a model this young
+    assert main(args + (["--condition", "metre=3/4"] if conditioned else [])) == 0
+    abcs = sorted(tmp_path.glob("*.abc"))
+    assert len(abcs) == 4
+    metre = "3/4" if conditioned else "4/4"
+    for a, seen in zip(abcs, abcjs_read(abcs)):
+        parsed = m21.converter.parse(str(a))
+        assert parsed.recurse().getElementsByClass(m21.meter.TimeSignature)[0].ratioString == metre
+        assert seen["warnings"] == [] and seen["metre"] == metre
+        assert seen["notes"] == note_pieces(parse_file(a)[0]) == len(parsed.flatten().notes) > 0
 
 
 def test_sample_run_condition_metre_goes_into_the_files(tiny_run, tmp_path, monkeypatch):
