@@ -9,8 +9,6 @@ import sys
 
 import pytest
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-
 from tunesmith.data.corpora import load_corpus, parse_file
 from tunesmith.data.notes import Score
 from tunesmith.errors import TunesmithError
@@ -281,16 +279,42 @@ def test_cli_sample_format_abc(tiny_run, tmp_path, capsys):
     assert r.returncode == 0 and "--format" in r.stdout and "musicxml" in r.stdout
 
 
+TINY_TF = """
+name = "tiny_tf"
+[data]
+encoding = "timestep"
+dataset = "essen-small"
+seq_len = 32
+val_fraction = 0.2
+delimiter_length = 4
+[model]
+name = "melody_transformer"
+d_model = 32
+layers = 2
+heads = 4
+ff = 64
+max_len = 32
+dropout = 0.0
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.003
+log_every = 5
+checkpoint_every = 1000
+seed = 0
+num_threads = 1
+[sample]
+steps = 96
+"""
+
+
 @pytest.fixture(scope="module")
 def tiny_transformer(tmp_path_factory):
     """The Transformer of issue 16, trained a few steps (its own test's tiny config)."""
-    import textwrap
-
-    from test_melody_transformer import TINY_TF
     from tunesmith.training import train
 
     d = tmp_path_factory.mktemp("tf")
-    (d / "tf.toml").write_text(textwrap.dedent(TINY_TF).replace("steps = 40", "steps = 96"))
+    (d / "tf.toml").write_text(TINY_TF)
     train(d / "tf.toml", d / "run", device="cpu", max_steps=30, progress=False)
     return d / "run"
 
