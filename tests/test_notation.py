@@ -247,6 +247,10 @@ def test_write_outputs_formats_and_metre(tmp_path):
         back = parse_file(p)[0]
         assert back.notes() == mid.notes() == s.notes() and back.time_signature == (3, 4)
     assert [p.name for p in write_outputs([s], tmp_path / "b", formats=("abc",))] == ["sample_000.abc"]
+    # WAV without a MIDI file: rendered from a temporary one, nothing else left behind
+    paths = write_outputs([s], tmp_path / "w", wav=True, formats="abc")
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["sample_000.abc", "sample_000.wav"]
+    assert paths[1].stat().st_size > 1000
 
 
 def test_cli_sample_format_abc(tiny_run, tmp_path, capsys):
