@@ -131,7 +131,7 @@ class Coconet(TunesmithModel):
     def gibbs(self, rows: torch.Tensor, fill: torch.Tensor, phase: int = 0, steps: int = 64,
               temperature: float = 1.0, p_max: float = 0.9, p_min: float = 0.05, eta: float = 0.75,
               generator: torch.Generator | None = None, parallel_penalty: float = 0.0,
-              repair_steps: int = 16) -> torch.Tensor:
+              repair_steps: int = 48) -> torch.Tensor:
         """Blocked Gibbs sampling: re-draw the ``fill`` cells (bool (n, V, T)) of ``rows`` (n, V, T) with
         an annealed share of them erased at each step; the other cells are kept as given.
 
