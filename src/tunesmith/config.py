@@ -82,6 +82,12 @@ class Config:
             raise TunesmithError(f"{source}: [model] needs a name (e.g. name = \"melody_lstm\")")
         if "encoding" not in d.get("data", {}):
             raise TunesmithError(f"{source}: [data] needs an encoding (e.g. encoding = \"timestep\")")
+        from .schema import check_train
+
+        check_train(tr, source)
+        for k in ("name", "description", "seed_report"):
+            if k in d and not isinstance(d[k], str):
+                raise TunesmithError(f"{source}: {k} must be a string, got {d[k]!r}")
         return cls(train=TrainConfig(**tr), **d)
 
 
@@ -94,7 +100,11 @@ def load_config(path: str | Path) -> Config:
             d = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise TunesmithError(f"{path} is not valid TOML: {e}") from None
-    return Config.from_dict(d, source=str(path))
+    cfg = Config.from_dict(d, source=str(path))
+    from .schema import validate
+
+    validate(cfg, str(path))     # every section typed, before any work starts
+    return cfg
 
 
 def save_json(obj: Any, path: Path) -> None:
