@@ -18,6 +18,11 @@ def cmd_datasets(a) -> None:
     if a.action == "build":
         from .data import builders
 
+        if not a.name:
+            from .errors import UsageError
+
+            raise UsageError(f"datasets build needs a NAME: tunesmith datasets build NAME "
+                             f"(buildable: {', '.join(builders.BUILDABLE)})")
         builders.build(a.name, refresh=a.refresh)
         return
     import pickle
@@ -57,7 +62,11 @@ def cmd_sample(a) -> None:
 
         if not a.out:
             raise TunesmithError("--reconstruct needs --out FOLDER for the MIDI and reconstruction.json")
-        res = reconstruct_run(a.run, a.reconstruct, a.out, device=a.device, tempo=a.tempo or 120.0)
+        from .sampling.checks import check_options
+
+        check_options({"tempo": a.tempo})  # --tempo 0 used to become 120 silently
+        res = reconstruct_run(a.run, a.reconstruct, a.out, device=a.device,
+                              tempo=a.tempo if a.tempo is not None else 120.0)
         print(f"onset_f1 {res['onset_f1']:.4f} token_accuracy {res['token_accuracy']:.4f} n_phrases {res['n_phrases']}")
         return
     from .sampling.generate import sample_run
@@ -75,6 +84,8 @@ def cmd_sample(a) -> None:
 def cmd_render(a) -> None:
     from .sampling.render import render_midi
 
+    if not 8000 <= a.sample_rate <= 192000:
+        raise TunesmithError(f"--sample-rate must be between 8000 and 192000 Hz, got {a.sample_rate}")
     print(render_midi(a.midi, a.wav, sample_rate=a.sample_rate, soundfont=a.soundfont))
 
 

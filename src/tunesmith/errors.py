@@ -6,3 +6,9 @@ class TunesmithError(Exception):
 
     The message is a single line that says what is wrong and what to do.
     """
+
+
+class UsageError(TunesmithError):
+    """A command given the wrong arguments (like argparse's own errors): exit code 2."""
+
+    exit_code = 2

@@ -23,6 +23,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def printable(name: str) -> str:
+    """A file name as text that can be printed and written to JSON: bytes that are not UTF-8 (held by Python
+    as surrogate escapes, e.g. a Latin-1 name) become U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def pyplot():
     """matplotlib.pyplot, on the non-interactive Agg backend unless pyplot was already set up."""
     import matplotlib

@@ -84,10 +84,19 @@ def codec_from_state(state: dict[str, Any]) -> Codec:
     from . import _load_encodings
 
     _load_encodings()
+    if not isinstance(state, dict):
+        raise TunesmithError(f"the checkpoint's codec.json is garbled (a JSON {type(state).__name__}, not an "
+                             "object): retrain or restore it")
     name = state.get("codec")
-    if name not in Codec.registry:
+    if not isinstance(name, str) or name not in Codec.registry:
         raise TunesmithError(f"unknown codec {name!r} in checkpoint; is this run from a newer tunesmith?")
-    return Codec.registry[name].from_state(state)
+    try:  # a garbled field (missing key, wrong type) is bad input, not a bug
+        codec = Codec.registry[name].from_state(state)
+        codec.model_info()
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise TunesmithError(f"the checkpoint's codec.json is garbled ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:80] if str(e) else ''}): retrain or restore it") from None
+    return codec
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import TunesmithError
-from ..files import atomic_path
+from ..files import atomic_path, printable
 from .notes import Score
 
 CACHE_VERSION = 2  # 2: Score.pickup (anacrusis) read from the first measure
@@ -100,7 +100,7 @@ def parse_file(path: Path) -> list[Score]:
             raise TunesmithError(f"{path} could not be parsed by music21 ({str(e).splitlines()[0][:80]})") from None
         if isinstance(parsed, m21.stream.Opus):
             return [from_music21(s) for s in parsed.scores]
-        return [from_music21(parsed, title=path.stem)]
+        return [from_music21(parsed, title=printable(path.stem))]
     raise TunesmithError(f"{path}: unsupported file type {ext!r} (use .mid, .midi, .krn, .abc, .xml, .musicxml, .mxl)")
 
 
@@ -192,7 +192,9 @@ def load_folder(path: Path, refresh: bool = False) -> list[Score]:
     files = list_files(path)
     if not files:
         raise TunesmithError(f"no music files (.mid .midi .krn .abc .xml .musicxml .mxl) in folder {path}")
-    sig = hashlib.sha1("\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files).encode()).hexdigest()[:16]
+    # os.fsencode: a file name that is not UTF-8 (e.g. Latin-1 bytes) hashes like any other
+    sig = hashlib.sha1(b"\n".join(os.fsencode(f) + f":{f.stat().st_size}:{f.stat().st_mtime_ns}".encode()
+                                   for f in files)).hexdigest()[:16]
     cpath = cache_dir() / f"folder-{sig}-v{CACHE_VERSION}.pkl"
     if cpath.exists() and not refresh:
         with open(cpath, "rb") as f:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TunesmithError
-from ..files import atomic_path
+from ..files import atomic_path, printable
 from .notes import Score
 
 TPQ = 480  # ticks per quarter note in files we write
+TEMPO_RANGE = (4.0, 1000.0)  # quarter notes per minute we write (MIDI itself holds 3.58 .. 60,000,000)
 
 
 def read_midi(path: str | os.PathLike) -> Score:
@@ -45,7 +46,7 @@ def read_midi(path: str | os.PathLike) -> Score:
         if len(sm.time_signatures) else (4, 4)
     cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
     score = Score(cat(pitch, np.int16), cat(start, np.float64), cat(dur, np.float64), cat(vel, np.int16),
-                  cat(track, np.int16), tempo=tempo, time_signature=ts, title=path.stem,
+                  cat(track, np.int16), tempo=tempo, time_signature=ts, title=printable(path.stem),
                   programs=programs, drum_tracks=tuple(drums))
     return score.sorted()
 
@@ -56,7 +57,10 @@ def write_midi(score: Score, path: str | os.PathLike, tempo: float | None = None
     import mido
 
     path = Path(path)
-    tempo = float(tempo or score.tempo or 120.0)
+    tempo = float(tempo if tempo is not None else (score.tempo or 120.0))
+    if not (np.isfinite(tempo) and tempo > 0 and 1 <= round(6e7 / tempo) <= 0xFFFFFF):  # 0 or 1e12: no tempo
+        raise TunesmithError(f"tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} quarter notes "
+                             f"per minute, got {tempo:g}")
     mid = mido.MidiFile(type=1, ticks_per_beat=TPQ)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))

@@ -488,7 +488,9 @@ def _evaluate_audio_sets(gen: list[Path], ref: list[Path], out: Path) -> dict:
 # ------------------------------------------------------------------ CLI entry
 def evaluate_command(generated: str, reference: str, out: str | Path = "report", max_pieces: int | None = None) -> dict:
     """``tunesmith evaluate GENERATED --reference REF --out DIR``: prints the summary table and the paths."""
-    out = Path(out)
+    from ..sampling.checks import check_out_folder
+
+    out = check_out_folder(out)  # a file or an unwritable place fails before any work
     kg, wg = resolve(generated)
     kr, wr = resolve(reference)
     if (kg == "audio") != (kr == "audio"):

@@ -69,8 +69,8 @@ class MelodyLSTM(TunesmithModel):
 
         Gumbel-max: ``argmax(logits / T - log E)`` with ``E ~ Exp(1)`` is an exact draw from
         ``softmax(logits / T)``, in fewer operations than softmax + multinomial."""
-        if temperature <= 0:
-            raise TunesmithError(f"temperature must be > 0, got {temperature}")
+        if not 0 < temperature < float("inf"):  # also NaN, which would return the argmax of NaNs
+            raise TunesmithError(f"temperature must be > 0 and finite, got {temperature}")
         logits = logits.float() / temperature
         if top_k:
             kth = torch.topk(logits, min(int(top_k), logits.shape[-1]), dim=-1).values[:, -1:]

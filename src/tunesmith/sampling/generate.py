@@ -14,6 +14,7 @@ from ..errors import TunesmithError
 from ..models.base import Audio
 from ..training.checkpoint import load_run
 from ..zoo import is_zoo
+from .checks import check_options, check_out_folder
 from ..training.trainer import resolve_device
 from .render import render_midi, write_wav
 from .spectrogram_png import save_spectrogram_png
@@ -21,10 +22,7 @@ from .spectrogram_png import save_spectrogram_png
 
 def generate(model, codec, n: int, seed: int | None = None, **options) -> list[Any]:
     """Call the family's ``generate`` with the options it takes; reject the others with one line."""
-    if n < 1:
-        raise TunesmithError(f"--num must be >= 1, got {n}")
-    if options.get("temperature") is not None and options["temperature"] <= 0:
-        raise TunesmithError(f"--temperature must be > 0, got {options['temperature']}")
+    check_options({**options, "num": n})  # shared ranges: finite temperature > 0, top_k/steps/num >= 1, tempo
     params = inspect.signature(model.generate).parameters
     takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
     given = {k: v for k, v in options.items() if v is not None}
@@ -79,6 +77,9 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     from .notation import condition_metre, infer_pickup, parse_formats
 
     formats = parse_formats(formats)  # a bad --format fails before the model is loaded
+    check_options({**options, "num": num})
+    if out_dir:
+        check_out_folder(out_dir)
     model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
     defaults = dict(cfg.sample)
     num = num if num is not None else defaults.pop("num", 4)

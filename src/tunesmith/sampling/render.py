@@ -28,13 +28,15 @@ def find_soundfont() -> str | None:
 
 
 def write_wav(samples: np.ndarray, sr: int, path: str | Path, peak_db: float = -1.0) -> Path:
-    """Write float samples as 16-bit WAV, peak-normalised, atomically."""
+    """Write float samples as 16-bit WAV, peak-normalised, atomically. A signal below -80 dBFS is written as
+    it is: amplifying it by 80 dB or more would turn an idle 1-LSB offset (FluidSynth's output for a MIDI
+    file without notes) into a full-scale DC step, harmful on speakers."""
     import soundfile as sf
 
     path = Path(path)
     x = np.asarray(samples, np.float32)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
-    if peak > 0:
+    if peak > 1e-4:
         x = x * (10 ** (peak_db / 20) / peak)
     with atomic_path(path) as tmp:
         sf.write(str(tmp), x, sr, subtype="PCM_16")
@@ -61,8 +63,14 @@ def render_midi(midi_path: str | Path, wav_path: str | Path, sample_rate: int = 
     """Render a MIDI file to WAV. FluidSynth output is peak-normalised (its default level is very quiet)."""
     import soundfile as sf
 
-    midi_path, wav_path = Path(midi_path), Path(wav_path)
+    from .checks import check_wav_out
+
+    midi_path, wav_path = Path(midi_path), check_wav_out(wav_path)  # a .wav file name in a writable folder
     score = read_midi(midi_path)  # validates the file with a clear message
+    if len(score) == 0:  # no notes: silence (FluidSynth's idle output is a constant offset, peak-normalised
+        warnings.warn(f"{midi_path} has no notes: writing silence", stacklevel=2)  # to a -1 dBFS DC step)
+        return write_wav(np.zeros(int(sample_rate * max(1.0, score.length * 60.0 / (score.tempo or 120.0))),
+                                  np.float32), sample_rate, wav_path)
     sf2 = soundfont or find_soundfont()
     exe = shutil.which("fluidsynth")
     if soundfont and not Path(soundfont).is_file():

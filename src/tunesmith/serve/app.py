@@ -521,6 +521,32 @@ def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000) -> None:
     if not loopback:
         print(f"warning: serving on {host}: anyone who can reach this machine can use the app", file=sys.stderr)
     app = create_app(runs)
+    sock = _listen(host, int(port))  # bound before "open http://..." is printed: a busy port fails with one line
     print(f"tunesmith: {len(app.state.entries)} model(s) ({', '.join(app.state.entries)}); open "
           f"http://{host if loopback else host}:{port}/ (API docs at /docs)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=int(port), log_level="warning")
+    uvicorn.Server(uvicorn.Config(app, host=host, port=int(port), log_level="warning")).run(sockets=[sock])
+
+
+def _listen(host: str, port: int):
+    """A socket bound to host:port for uvicorn. Binding here, not in uvicorn, turns a port in use into one
+    line and exit 1 (uvicorn logs the OSError and exits 3 after we had printed the address)."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise TunesmithError(f"--host {host!r} is not an address of this machine ({e}): use e.g. 127.0.0.1") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart right after a stop
+    try:
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise TunesmithError(f"port {port} on {host} is in use (another tunesmith serve?): stop that "
+                                 f"program or choose another --port") from None
+        raise TunesmithError(f"cannot listen on {host}:{port} ({e.strerror or e}): choose another --host "
+                             "or --port") from None
+    return sock
