@@ -106,6 +106,18 @@ def hardware() -> str:
     return f"{os.cpu_count()} CPU cores, torch {torch.__version__}"
 
 
+def set_sample_defaults(name: str, config: str) -> None:
+    """The shipped model samples with the config file's [sample] defaults (a run resumed after [sample]
+    changed keeps the old ones in its checkpoint; [data], [model] and [train] are the run's own)."""
+    import tomllib
+
+    path = zoo.ZOO_DIR / name / "checkpoint" / "config.json"
+    cfg = json.loads(path.read_text())
+    with open(config, "rb") as f:
+        cfg["sample"] = tomllib.load(f).get("sample", {})
+    path.write_text(json.dumps(cfg, indent=2))
+
+
 def main(name: str, run: str, config: str) -> None:
     if name not in CARDS:
         raise SystemExit(f"no card text for {name!r}: add it to CARDS in scripts/zoo_card.py")
@@ -114,8 +126,10 @@ def main(name: str, run: str, config: str) -> None:
             "steps": int(summary["steps"]), "wall_time_s": float(summary["seconds"]), "hardware": hardware(),
             "figures": {}}
     zoo.export(run, name, card)               # figures are measured on the float16 weights that ship
+    set_sample_defaults(name, config)
     card["figures"] = measure(f"zoo:{name}")
     zoo.export(run, name, card)
+    set_sample_defaults(name, config)
     print(json.dumps(card["figures"], indent=1))
     print(f"zoo:{name}: {zoo.size_bytes() / 1e6:.1f} MB for the whole zoo", file=sys.stderr)
 
