@@ -63,3 +63,17 @@ def test_absurd_sizes_are_refused_with_a_memory_estimate(tiny_config, tmp_path):
     p.write_text(tiny_config.read_text().replace("seq_len = 16", "seq_len = 10000000"))
     with pytest.raises(TunesmithError, match=r"needs about [\d,]+ GiB .* this machine has [\d,]+ GiB: lower data.seq_len"):
         load_config(p)
+
+
+def test_help_model_lists_the_controls_of_the_run(tiny_run, capsys):
+    from tunesmith.models.controls import controls
+    from tunesmith.training import load_run
+
+    assert main(["sample", str(tiny_run), "--help-model"]) == 0
+    out = capsys.readouterr().out
+    model, *_ = load_run(tiny_run)
+    names = [c.name for c in controls(model)]
+    assert {"primer", "temperature", "top_k", "steps", "tempo"} <= set(names)
+    for c in controls(model):
+        assert c.flag in out
+    assert "softmax temperature" in out and "1.0" in out      # the run's [sample] default

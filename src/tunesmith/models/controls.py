@@ -1,0 +1,78 @@
+"""What a model lets a user control when sampling, declared in one place.
+
+``controls(model_or_class)`` lists a family's ``Control``s: one per keyword of its ``generate`` (the
+signature is the declaration of *which* controls exist), with the type, default and range from the
+signature and the shared table below, and the meaning from ``CONTROL_MEANINGS`` or the family's own
+``CONTROL_NOTES`` (a class attribute ``{name: "meaning"}`` for a control that means something else there, e.g.
+a VAE's ``temperature`` scales the latent instead of the softmax). ``tunesmith sample RUN --help-model``
+prints them.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+CONTROL_MEANINGS: dict[str, tuple[str, str]] = {   # name -> (range, meaning)
+    "primer": ("symbols", 'opening melody in the encoding\'s text, e.g. "60 _ 62 _" (pitch, _ hold, r rest)'),
+    "temperature": ("> 0", "softmax temperature: < 1 safer, > 1 more adventurous"),
+    "top_k": (">= 1", "sample among the k most likely symbols only"),
+    "steps": (">= 1", "how many time steps (16th notes) to generate"),
+    "tempo": ("(0, 1000]", "tempo of the written MIDI in quarter notes per minute"),
+    "condition": ("label", "condition label of a conditional model"),
+    "sliders": ("[-3, 3] each", "latent slider positions (standard deviations along each direction)"),
+    "interpolate": ("2 files", "two MIDI files: decode the latent path between them"),
+    "melody": ("MIDI file", "a melody to harmonise as the soprano (kept exactly)"),
+    "denoise": ("on/off", "spectral-gating noise reduction of the audio"),
+    "griffin_lim": ("on/off", "rebuild the phase with Griffin-Lim"),
+    "noise": (">= 0", "noise added to the autoencoder's codes"),
+    "pitch": ("MIDI 0-127", "the pitch to play"),
+}
+SKIP = {"self", "codec", "n", "generator"}
+
+
+@dataclass(frozen=True)
+class Control:
+    name: str
+    type: str
+    default: Any
+    range: str
+    meaning: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def _type_name(p: inspect.Parameter) -> str:
+    ann = p.annotation
+    if ann is not inspect.Parameter.empty:
+        return str(ann if isinstance(ann, str) else getattr(ann, "__name__", ann)).replace("typing.", "")
+    d = p.default
+    return type(d).__name__ if d not in (None, inspect.Parameter.empty) else "any"
+
+
+def controls(model) -> list[Control]:
+    cls = model if isinstance(model, type) else type(model)
+    notes = getattr(cls, "CONTROL_NOTES", {}) or {}
+    out = []
+    for name, p in inspect.signature(cls.generate).parameters.items():
+        if name in SKIP or p.kind not in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD):
+            continue
+        rng, meaning = CONTROL_MEANINGS.get(name, ("", ""))
+        default = None if p.default is inspect.Parameter.empty else p.default
+        out.append(Control(name, _type_name(p), default, rng, notes.get(name, meaning)))
+    return out
+
+
+def describe(model, defaults: dict | None = None) -> str:
+    """A table of the model's controls (defaults from the run's [sample] section win)."""
+    defaults = defaults or {}
+    rows = [(c.flag, c.type, repr(defaults.get(c.name, c.default)), c.range, c.meaning) for c in controls(model)]
+    if not rows:
+        return f"{type(model).__name__} takes no sampling controls besides --num, --seed and --out"
+    w = [max(len(r[i]) for r in rows + [("flag", "type", "default", "range", "meaning")]) for i in range(4)]
+    head = ("flag", "type", "default", "range", "meaning")
+    lines = ["  ".join(h.ljust(w[i]) if i < 4 else h for i, h in enumerate(head))]
+    lines += ["  ".join(v.ljust(w[i]) if i < 4 else v for i, v in enumerate(r)) for r in rows]
+    return "\n".join(lines)
