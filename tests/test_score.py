@@ -38,6 +38,8 @@ def test_uniform_model_by_hand():
     assert r["steps"] == 4 and r["notes"] == 2
     assert r["nll"] == pytest.approx(math.log(4) + 3 * math.log(5))
     assert r["correct"] == 1
+    assert r["by_position"][0] == [pytest.approx(math.log(4) + 3 * math.log(5)), 4]
+    assert all(n == 0 for _, n in r["by_position"][1:])
 
 
 def test_one_hot_model_by_hand():
@@ -88,10 +90,13 @@ def test_score_a_run_by_hand_and_the_cli(tiny_run, tmp_path, capsys):
     mean = data["mean"]
     assert lines[-1] == (f"mean: {mean['nats_per_step']:.3f} nats/step, {mean['bits_per_note']:.3f} bits/note, "
                          f"accuracy {mean['accuracy']:.3f}")
-    assert len(data["pieces"]) == 5 and len(lines) == 1 + 5 + 2
+    assert len(data["pieces"]) == 5 and len(lines) == 1 + 5 + 3
     assert mean["nats_per_step"] < nll / m["steps"]  # the trained model beats uniform
     steps = sum(p["steps"] for p in data["pieces"])
     assert mean["nats_per_step"] == pytest.approx(sum(p["nll"] for p in data["pieces"]) / steps)
+    parts = mean["by_position"].values()
+    assert sum(v["steps"] for v in parts) == steps
+    assert sum(v["nats_per_step"] * v["steps"] for v in parts) / steps == pytest.approx(mean["nats_per_step"])
 
 
 def test_score_accepts_zoo_names(tiny_run, tmp_path, monkeypatch, capsys):
@@ -139,3 +144,16 @@ def test_bad_input(tiny_run, tmp_path, capsys):
         score("ngram:five", "essen-small:val")
     assert main(["score", str(tmp_path / "nothing"), "essen-small:val"]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("essen-transformer" not in __import__("tunesmith.zoo").zoo.names(), reason="zoo model not built")
+def test_the_shipped_transformer_beats_the_lstm_and_the_ngram():
+    """Issue 16's goal, on the float16 weights that ship: <= 0.76 nats/step on the held-out Erk songs."""
+    from tunesmith import zoo
+
+    tf = score("zoo:essen-transformer", "essen-erk:val")["mean"]
+    assert tf["nats_per_step"] <= 0.76
+    assert tf["nats_per_step"] < score("ngram:5", "essen-erk:val")["mean"]["nats_per_step"]
+    if "essen-lstm" in zoo.names():
+        assert tf["nats_per_step"] < score("zoo:essen-lstm", "essen-erk:val")["mean"]["nats_per_step"]

@@ -36,6 +36,8 @@ from ..errors import TunesmithError
 
 LN2 = math.log(2.0)
 SPLITS = ("train", "val")
+#: steps of a song, for the mean loss by position (does a model use what came earlier in the song?)
+POSITION_BUCKETS = ((0, 32), (32, 64), (64, 128), (128, 256), (256, None))
 
 
 # ------------------------------------------------------------------------------------------------ n-gram
@@ -191,7 +193,8 @@ def score_piece(scorer: Scorer, symbols: list[str]) -> dict:
     nll = -lp.gather(1, target[:, None])[:, 0]
     notes = sum(1 for s in symbols if s.isdigit())
     return {"steps": len(target), "notes": notes, "nll": float(nll.sum()),
-            "correct": int((lp.argmax(-1) == target).sum())}
+            "correct": int((lp.argmax(-1) == target).sum()),
+            "by_position": [[float(nll[a:b].sum()), len(nll[a:b])] for a, b in POSITION_BUCKETS]}
 
 
 def score(spec: str, data: str, device: str = "cpu") -> dict:
@@ -201,6 +204,7 @@ def score(spec: str, data: str, device: str = "cpu") -> dict:
 
 def score_with(scorer: Scorer, data: str) -> dict:
     pieces = []
+    by_pos = [[0.0, 0] for _ in POSITION_BUCKETS]
     skipped = 0
     vocab = set(scorer.codec.vocab)
     for name, syms in load_pieces(data, scorer.data_cfg):
@@ -208,6 +212,9 @@ def score_with(scorer: Scorer, data: str) -> dict:
             skipped += 1
             continue
         r = score_piece(scorer, syms)
+        for k, (tot, n) in enumerate(r.pop("by_position")):
+            by_pos[k][0] += tot
+            by_pos[k][1] += n
         pieces.append({"piece": name, **r, "nats_per_step": r["nll"] / r["steps"],
                        "bits_per_note": r["nll"] / LN2 / max(r["notes"], 1), "accuracy": r["correct"] / r["steps"]})
     if not pieces:
@@ -216,7 +223,9 @@ def score_with(scorer: Scorer, data: str) -> dict:
     nll = sum(p["nll"] for p in pieces)
     mean = {"nats_per_step": nll / steps, "bits_per_note": nll / LN2 / max(sum(p["notes"] for p in pieces), 1),
             "accuracy": sum(p["correct"] for p in pieces) / steps, "pieces": len(pieces), "steps": steps,
-            "notes": sum(p["notes"] for p in pieces), "skipped_out_of_vocabulary": skipped}
+            "notes": sum(p["notes"] for p in pieces), "skipped_out_of_vocabulary": skipped,
+            "by_position": {f"{a}-{b - 1 if b else ''}": {"nats_per_step": tot / n, "steps": n}
+                            for (a, b), (tot, n) in zip(POSITION_BUCKETS, by_pos) if n}}
     return {"model": scorer.name, "data": str(data), "prefix_delimiters": scorer.prefix, "mean": mean,
             "pieces": pieces}
 
@@ -244,5 +253,7 @@ def score_command(spec: str, data: str, out: str | Path | None = None, device: s
         save_json(res, path)
         print(f"wrote {path}", file=sys.stderr)
     print(f"{m['pieces']} pieces, {m['steps']} steps, {m['notes']} notes; {res['model']} on {res['data']}")
+    print("nats/step by step of the song: " + ", ".join(f"{k}: {v['nats_per_step']:.3f}"
+                                                          for k, v in m["by_position"].items()))
     print(f"mean: {m['nats_per_step']:.3f} nats/step, {m['bits_per_note']:.3f} bits/note, accuracy {m['accuracy']:.3f}")
     return res
