@@ -123,7 +123,9 @@ def main(name: str, run: str, config: str) -> None:
         raise SystemExit(f"no card text for {name!r}: add it to CARDS in scripts/zoo_card.py")
     summary = json.loads((Path(run) / "summary.json").read_text())
     card = {**CARDS[name], "command": f"bash scripts/train_zoo.sh {name}", "config": config,
-            "steps": int(summary["steps"]), "wall_time_s": float(summary["seconds"]), "hardware": hardware(),
+            "steps": int(summary["steps"]), "hardware": hardware(),
+            # a run trained in several --resume segments: ZOO_WALL_TIME_S gives their sum
+            "wall_time_s": float(os.environ.get("ZOO_WALL_TIME_S") or summary["seconds"]),
             "figures": {}}
     zoo.export(run, name, card)               # figures are measured on the float16 weights that ship
     set_sample_defaults(name, config)

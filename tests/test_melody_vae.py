@@ -216,3 +216,17 @@ def test_web_api_attributes_and_interpolation(vae_run):
     assert r0.status_code == r1.status_code == 200 and r0.json()["notes"] == r1.json()["notes"]
     bad = client.post("/api/melody-vae/interpolate", json={"model": m["name"], "a": {"song": 0}, "b": {}, "t": 0.5})
     assert bad.status_code == 422
+
+
+def test_serve_without_runs_loads_every_zoo_model(monkeypatch):
+    import tunesmith.serve.app as app_mod
+    from tunesmith import zoo
+    from tunesmith.cli import main
+
+    got = []
+    monkeypatch.setattr(app_mod, "serve", lambda runs, host, port: got.append(runs))
+    monkeypatch.setattr(zoo, "names", lambda: ["essen-lstm", "melody-vae-4bar"])
+    assert main(["serve"]) == 0
+    assert got == [["zoo:essen-lstm", "zoo:melody-vae-4bar"]]
+    monkeypatch.setattr(zoo, "names", lambda: [])
+    assert main(["serve"]) == 1
