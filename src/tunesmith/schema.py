@@ -215,7 +215,7 @@ def validate(cfg, source: str) -> None:
     _load_encodings()
     data = dict(cfg.data)
     enc = data.pop("encoding")
-    if enc not in BUILDERS:
+    if not isinstance(enc, str) or enc not in BUILDERS:
         raise TunesmithError(f"{source}: unknown data.encoding {enc!r}; known: {', '.join(sorted(BUILDERS))}")
     check_against(BUILDERS[enc], data, "data", source)
     model = dict(cfg.model)
@@ -224,6 +224,10 @@ def validate(cfg, source: str) -> None:
         raise TunesmithError(f"{source}: [model] name must be a string, got {_show(name)}")
     cls = get_model_class(name)
     check_against(cls.__init__, model, "model", source)
+    for k in ("dropout", "val_fraction"):  # probabilities / fractions, whatever the family
+        v = model.get(k, data.get(k))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v < 1):
+            raise TunesmithError(f"{source}: [{'model' if k in model else 'data'}] {k} must be in [0, 1), got {_show(v)}")
     sample = dict(cfg.sample)
     _sample_rules(sample, source)
     check_against(cls.generate, sample, "sample", source, skip=("codec", "n", "generator"),

@@ -27,7 +27,7 @@ def check_durations(score: Score, durations=SEED_DURATIONS, step: float = 0.25) 
     """None when the melody is acceptable, else the reason it is dropped."""
     if len(score) == 0:
         return "no notes"
-    bad = set(np.round(score.duration, 6).tolist()) - set(float(d) for d in durations)
+    bad = set(np.round(score.duration, 6).tolist()) - set(float(d) for d in np.atleast_1d(durations))  # 0.5 = [0.5]
     if bad:
         return f"note duration {min(bad):g} not in the accepted set"
     grid = score.start / step

@@ -8,6 +8,7 @@ negative ``--top-k`` / ``--steps`` ended in a raw torch error.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,16 @@ def _flag(name: str) -> str:
 
 
 def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
 def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def check_options(options: dict[str, Any]) -> None:
     """Raise TunesmithError for a shared option (``temperature``, ``top_k``, ``steps``, ``tempo``, ``noise``,
-    ``num``) outside its range; options that are None or not shared are left to the family."""
+    ``num``, ``seed``) outside its range; options that are None or not shared are left to the family."""
     def get(k):
         return options.get(k)
 
@@ -53,6 +54,9 @@ def check_options(options: dict[str, Any]) -> None:
         lo, hi = TEMPO_RANGE
         if not (_number(tempo) and math.isfinite(tempo) and lo <= tempo <= hi):
             raise TunesmithError(f"--tempo must be between {lo:g} and {hi:g} quarter notes per minute, got {tempo:g}")
+    seed = get("seed")
+    if seed is not None and not (_int(seed) and 0 <= seed < 2**63):  # torch seeds are 64-bit
+        raise TunesmithError(f"--seed must be a whole number from 0 to 2**63 - 1, got {seed}")
     noise = get("noise")
     if noise is not None and not (_number(noise) and math.isfinite(noise) and noise >= 0):
         raise TunesmithError(f"--noise must be a finite number >= 0, got {noise}")

@@ -22,7 +22,7 @@ from .spectrogram_png import save_spectrogram_png
 
 def generate(model, codec, n: int, seed: int | None = None, **options) -> list[Any]:
     """Call the family's ``generate`` with the options it takes; reject the others with one line."""
-    check_options({**options, "num": n})  # shared ranges: finite temperature > 0, top_k/steps/num >= 1, tempo
+    check_options({**options, "num": n, "seed": seed})  # shared ranges: finite temperature > 0, top_k/steps/num >= 1, tempo
     params = inspect.signature(model.generate).parameters
     takes_all = any(p.kind == p.VAR_KEYWORD for p in params.values())
     given = {k: v for k, v in options.items() if v is not None}
@@ -77,7 +77,7 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     from .notation import condition_metre, infer_pickup, parse_formats
 
     formats = parse_formats(formats)  # a bad --format fails before the model is loaded
-    check_options({**options, "num": num})
+    check_options({**options, "num": num, "seed": seed})
     if out_dir:
         check_out_folder(out_dir)
     model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
