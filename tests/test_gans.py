@@ -17,7 +17,7 @@ from tunesmith.data.notes import Score
 from tunesmith.data.tokens import PAD, Tokens88Codec, score_tokens, windows
 from tunesmith.data.tuples import TupleCodec, score_to_tuples, tuples_to_score
 from tunesmith.models import build_model
-from tunesmith.models.gan_dense import diversity, gradient_penalty
+from tunesmith.models.gan_base import diversity, gradient_penalty
 from tunesmith.training.objectives import make_objective
 
 torch.set_num_threads(1)

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import TunesmithError
 from .base import register_model
-from .gan_dense import GANBase
+from .gan_base import GANBase
 
 
 def _down(i, o):

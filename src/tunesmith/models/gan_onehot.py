@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import register_model
-from .gan_dense import GANBase
+from .gan_base import GANBase
 
 
 class SoftmaxSeqGenerator(nn.Module):

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .base import register_model
-from .gan_dense import GANBase
+from .gan_base import GANBase
 
 
 class TupleGenerator(nn.Module):
