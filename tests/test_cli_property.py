@@ -249,9 +249,6 @@ def test_config_mutations_keep_the_contract(tiny_run, capsys, case):
             assert (out / "checkpoint" / "model.safetensors").is_file(), full
 
 
-@pytest.mark.xfail(strict=True, reason="found by the exploring run (TUNESMITH_PROPERTY_EXAMPLES=400): "
-                   "config.py converts train.betas with tuple() before checking its type; fix there, then drop "
-                   "this mark")
 def test_betas_that_is_not_a_list(tmp_path, capsys):
     path = tmp_path / "c.toml"
     path.write_text(to_toml(base_with(train={"betas": 0.5})))

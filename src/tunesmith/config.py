@@ -72,6 +72,9 @@ class Config:
         for k in tr:
             if k not in valid:
                 raise TunesmithError(f"{source}: unknown config key train.{k!r}; valid keys: {', '.join(sorted(valid))}")
+        from .schema import check_train
+
+        check_train(tr, source)          # types and ranges before anything converts a value
         for k in ("betas", "betas_critic"):
             if tr.get(k) is not None:
                 tr[k] = tuple(tr[k])
@@ -82,9 +85,6 @@ class Config:
             raise TunesmithError(f"{source}: [model] needs a name (e.g. name = \"melody_lstm\")")
         if "encoding" not in d.get("data", {}):
             raise TunesmithError(f"{source}: [data] needs an encoding (e.g. encoding = \"timestep\")")
-        from .schema import check_train
-
-        check_train(tr, source)
         for k in ("name", "description", "seed_report"):
             if k in d and not isinstance(d[k], str):
                 raise TunesmithError(f"{source}: {k} must be a string, got {d[k]!r}")
