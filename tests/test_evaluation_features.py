@@ -67,9 +67,12 @@ def test_histograms_and_transitions(tune):
     f = F.piece_features(tune)
     # duration-weighted: C 1+2, D 1, E 0.5, F 0.5 of 5 beats
     assert np.allclose(f["pitch_class_histogram"][[0, 2, 4, 5]], [0.6, 0.2, 0.1, 0.1])
-    t = f["pitch_class_transition_counts"]
-    assert t.sum() == 4 and t[0, 2] == t[2, 4] == t[4, 5] == t[5, 0] == 1
-    assert f["pitch_class_transitions"][0, 2] == pytest.approx(0.25)
+    t = f["pitch_class_transition_counts"]  # mgeval's definition: the rest before the last C ends F -> C
+    assert t.sum() == 3 and t[0, 2] == t[2, 4] == t[4, 5] == 1
+    assert f["pitch_class_transitions"][0, 2] == pytest.approx(1 / 3)
+    c = F.pitch_class_transitions_consecutive(F.NoteBatch.from_scores([tune]))[0]  # ours: across the rest
+    assert c.sum() == 4 and c[0, 2] == c[2, 4] == c[4, 5] == c[5, 0] == 1
+    assert f["pitch_class_transitions_consecutive"][0, 2] == pytest.approx(0.25)
     # lengths 1, 1, 0.5, 0.5, 2 -> classes quarter(2), 8th(3), half(1)
     assert np.allclose(f["note_length_histogram"][[1, 2, 3]], [0.2, 0.4, 0.4])
     nl = f["note_length_transition_counts"]

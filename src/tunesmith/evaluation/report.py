@@ -24,6 +24,7 @@ import base64
 import html
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -232,8 +233,9 @@ def evaluate(gen_scores: list[Score], ref_scores: list[Score], out_dir: str | Pa
     pitches_g, pitches_r = bg.pitch.astype(float), br.pitch.astype(float)
     hist = lambda x: (lambda s: x / s if s > 0 else x)(x.sum())  # noqa: E731
     pm = summary["grouped_pitch_manhattan"]
-    oas = [r["overlap_ref_intra_vs_inter"] for r in summary.values()]
-    kls = [r["kl_ref_intra_vs_inter"] for r in summary.values()]
+    main_rows = [r for n, r in summary.items() if n not in F.ALTERNATIVE_FEATURES]  # each concept once
+    oas = [r["overlap_ref_intra_vs_inter"] for r in main_rows]
+    kls = [r["kl_ref_intra_vs_inter"] for r in main_rows]
     metrics = {
         "generated": {**(gen_info or {}), **counts["generated"]},
         "reference": {**(ref_info or {}), **counts["reference"]},
@@ -305,7 +307,8 @@ EXPLAIN = {
     "kde": "Each panel shows, for one feature, the density of distances between two reference pieces (green), "
            "two generated pieces (orange) and a generated and a reference piece (dashed purple).",
     "pctm": "How often a note of one pitch class (row) is followed by one of another (column), averaged over "
-            "pieces and normalised to sum to 1 (seed 000's figures 5.6-5.7). The right panel shows where the "
+            "pieces and normalised to sum to 1 (seed 000's figures 5.6-5.7). mgeval's definition: a note follows "
+            "another when it starts within 50 ms of that one's end (so not across a rest; every pair in chords). The right panel shows where the "
             "generated music does this more (red) or less (blue) often than the reference.",
     "nltm": "The same for note lengths (whole, half, quarter, 8th, 16th, dotted (.), triplet (t)).",
     "hist": "Fraction of notes with each pitch, pitch class and note length, generated vs reference.",
@@ -315,6 +318,15 @@ EXPLAIN = {
                      "pooled over all pieces. Definitions: tunesmith/evaluation/voice_leading.py and "
                      "docs/chorales.md.",
 }
+
+
+def _md_inline(text: str) -> str:
+    """The inline Markdown our texts use (``**strong**``, ``*em*``, ```code```) as HTML, everything else
+    escaped: report.html showed the asterisks literally."""
+    t = html.escape(text, quote=False)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", t)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", t)
 
 
 def _fmt(v) -> str:
@@ -429,25 +441,25 @@ def write_report(metrics: dict, comps: dict, fg: dict, fr: dict, out: Path, plot
              "td.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f3f3f3}"
              "img{max-width:100%;border:1px solid #eee}dt{font-weight:600}dd{margin:0 0 .4em 1em}"
              ".good{background:#e4f5e9}.bad{background:#fbe3e3}</style></head><body>",
-             "<h1>tunesmith evaluation report</h1>", f"<p>{esc(EXPLAIN['intro'])}</p><dl>"]
+             "<h1>tunesmith evaluation report</h1>", f"<p>{_md_inline(EXPLAIN['intro'])}</p><dl>"]
     parts += [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts]
-    parts += ["</dl><h2>Feature by feature</h2>", f"<p>{esc(EXPLAIN['table'])}</p><table><tr>"]
+    parts += ["</dl><h2>Feature by feature</h2>", f"<p>{_md_inline(EXPLAIN['table'])}</p><table><tr>"]
     parts += [f"<th>{esc(x)}</th>" for x in head] + ["</tr>"]
     for r in rows:
         oa = metrics["features"][r[0]].get("overlap_ref_intra_vs_inter")
-        cls = "" if oa is None or not math.isfinite(oa) else (" class='good'" if oa >= 0.8 else " class='bad'" if oa < 0.5 else "")
-        cells = [f"<td>{esc(r[0])}</td>"] + [f"<td class='n'{cls if i == 2 else ''}>{esc(x)}</td>"
-                                             for i, x in enumerate(r[1:-1])] + [f"<td>{esc(r[-1])}</td>"]
+        cls = "" if oa is None or not math.isfinite(oa) else (" good" if oa >= 0.8 else " bad" if oa < 0.5 else "")
+        cells = [f"<td>{esc(r[0])}</td>"] + [f"<td class='n{cls if i == 2 else ''}'>{esc(x)}</td>"  # one class=
+                                             for i, x in enumerate(r[1:-1])] + [f"<td>{_md_inline(r[-1])}</td>"]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     if vl:
-        parts += ["<h2>Voice leading</h2>", f"<p>{esc(EXPLAIN['voice_leading'])}</p><table><tr><th>measure</th>"
+        parts += ["<h2>Voice leading</h2>", f"<p>{_md_inline(EXPLAIN['voice_leading'])}</p><table><tr><th>measure</th>"
                   "<th>generated</th><th>reference</th><th>what it measures</th></tr>"]
         parts += ["<tr>" + "".join(f"<td{' class=n' if 0 < i < 3 else ''}>{esc(x)}</td>" for i, x in enumerate(r))
                   + "</tr>" for r in vl] + ["</table>"]
     for title, fname, text in images:
         data = base64.b64encode((out / fname).read_bytes()).decode()
-        parts += [f"<h2>{esc(title)}</h2>", f"<p>{esc(text)}</p>" if text else "",
+        parts += [f"<h2>{esc(title)}</h2>", f"<p>{_md_inline(text)}</p>" if text else "",
                   f"<img alt='{esc(title)}' src='data:image/png;base64,{data}'>"]
     parts += ["<p>Every number is in <code>metrics.json</code>.</p></body></html>"]
     (out / "report.html").write_text("\n".join(parts))
