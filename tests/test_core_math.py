@@ -234,3 +234,16 @@ def test_loading_falls_back_to_checkpoint_old(tiny_run, tmp_path):
     assert checkpoint_dir(run) == run / "checkpoint.old"
     model, codec, cfg, meta = load_run(run)
     assert torch.equal(model.state_dict()[name].float(), w[name].float())
+
+
+# ------------------------------------------------------------------------------ pitch classes per bar
+def test_pitch_classes_per_bar_counts_octaves_once():
+    """Bar 0: C4 C5 E4 (3 pitches, 2 pitch classes); bar 1: G4 G5 (2 pitches, 1 class) -> UPC (2 + 1) / 2."""
+    from tunesmith.data.notes import Score
+    from tunesmith.evaluation import features as F
+
+    s = Score.from_notes([(60, 0, 1), (72, 1, 1), (64, 2, 1), (67, 4, 1), (79, 5, 1)])
+    other = Score.from_notes([(61, 0, 4)])
+    b = F.NoteBatch.from_scores([s, other])
+    assert F.pitch_classes_per_bar(b).tolist() == [1.5, 1.0]
+    assert F.pitches_per_bar(b).tolist() == [2.5, 1.0]
