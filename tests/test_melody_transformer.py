@@ -98,6 +98,9 @@ def test_greedy_sampling_with_the_cache_equals_rerunning_the_context():
     b = m.sample_ids_window(codec, 3, primer="60 _ 62", top_k=1, steps=24)
     assert a == b
     assert all(r[:3] == codec.parse_primer("60 _ 62") for r in a)
+    long = m.sample_ids(codec, 2, primer="60 _ 62", top_k=1, steps=80)  # past max_len: the cache slides
+    assert all(len(r) == 3 + 80 for r in long)
+    assert [r[:27] for r in long] == [r[:27] for r in a[:2]]
     g1 = m.sample_ids(codec, 2, temperature=1.0, steps=20, generator=torch.Generator().manual_seed(3))
     g2 = m.sample_ids(codec, 2, temperature=1.0, steps=20, generator=torch.Generator().manual_seed(3))
     assert g1 == g2
