@@ -165,6 +165,15 @@ def test_out_in_a_read_only_folder(tiny_run, a_midi, tmp_path, capsys):
         ro.chmod(0o700)
 
 
+@pytest.mark.skipif(not os.path.isdir("/sys/kernel"), reason="needs Linux sysfs (no file can be created there)")
+def test_out_where_nothing_can_be_written_even_as_root(tiny_run, a_midi, tmp_path, capsys):
+    """sysfs refuses new files even to root: stands in for a read-only disk."""
+    one_error(cli(capsys, "sample", tiny_run, "--num", "1", "--out", "/sys/tunesmith-out"), "cannot write to --out")
+    one_error(cli(capsys, "evaluate", a_midi.parent, "--reference", a_midi.parent, "--out", "/sys/tunesmith-out"),
+              "cannot write to --out")
+    one_error(cli(capsys, "render", a_midi, "/sys/tunesmith-out.wav"), "cannot write to output folder /sys")
+
+
 # ------------------------------------------------------------------------------------------- render
 def test_render_to_a_folder_or_an_mp3(a_midi, tmp_path, capsys):
     one_error(cli(capsys, "render", a_midi, tmp_path), "is a folder: give the WAV file")
