@@ -10,7 +10,7 @@ from tunesmith import zoo
 from tunesmith.training import load_run
 
 NAMES = zoo.names()
-SHIPPED = ("essen-lstm", "melody-vae-4bar")
+SHIPPED = ("essen-lstm", "melody-vae-4bar", "chorale-harmonizer")
 
 
 def test_the_promised_models_ship_and_fit_the_size_budget():
