@@ -31,18 +31,24 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "essen_lstm.toml"
 
 
-def bench_training(steps: int, device: str) -> dict:
+def paper_model(device: str):
+    """(config, data bundle, device, the paper LSTM on it) -- what every training benchmark starts from."""
     from tunesmith.config import load_config
     from tunesmith.data.base import build_data
     from tunesmith.models import build_model
-    from tunesmith.training import train
 
     cfg = load_config(CONFIG)
     bundle = build_data(**cfg.data)
     dev = torch.device(device)
-    # bare loop: same model, same batch size, same data, plain Adam
     torch.manual_seed(0)
-    model = build_model("melody_lstm", bundle.codec.model_info(), hidden=256, dropout=0.2).to(dev)
+    return cfg, bundle, dev, build_model("melody_lstm", bundle.codec.model_info(), hidden=256, dropout=0.2).to(dev)
+
+
+def bench_training(steps: int, device: str) -> dict:
+    from tunesmith.training import train
+
+    # bare loop: same model, same batch size, same data, plain Adam
+    cfg, bundle, dev, model = paper_model(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     perm = torch.randperm(len(bundle.train))
     bs = cfg.train.batch_size
@@ -71,15 +77,8 @@ def bench_training(steps: int, device: str) -> dict:
 
 def bench_throughput(device: str, batch: int, precision: str, steps: int) -> dict:
     """Training tokens/s of the paper model (bare loop) at a batch size and precision."""
-    from tunesmith.config import load_config
-    from tunesmith.data.base import build_data
-    from tunesmith.models import build_model
-
-    cfg = load_config(CONFIG)
-    bundle = build_data(**cfg.data)
-    dev = torch.device(device)
-    torch.manual_seed(0)
-    model = build_model("melody_lstm", bundle.codec.model_info(), hidden=256, dropout=0.2).to(dev).train()
+    cfg, bundle, dev, model = paper_model(device)
+    model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     idx = torch.randint(0, len(bundle.train), (batch,))
     b = {k: v.to(dev) for k, v in bundle.train.batch(idx).items()}

@@ -4,17 +4,21 @@ import os
 import subprocess
 import sys
 
-import pytest
 from safetensors.torch import load_file
+
+
+def torchrun_two(config, out, port: int, max_steps: int, timeout: int = 300):
+    """`torchrun --nproc_per_node 2 -m tunesmith.cli train CONFIG` on CPU (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           str(port), "-m", "tunesmith.cli", "train", str(config), "--out", str(out),
+                           "--max-steps", str(max_steps), "--device", "cpu", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_torchrun_two_processes_gloo(tiny_config, tmp_path):
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29517", "-m", "tunesmith.cli", "train", str(tiny_config), "--out", str(out),
-                        "--max-steps", "6", "--device", "cpu", "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = torchrun_two(tiny_config, out, 29517, 6)
     assert r.returncode == 0, r.stderr[-2000:]
     entries = sorted(p.name for p in out.iterdir())
     assert "checkpoint" in entries and not [e for e in entries if e.startswith(".checkpoint")]
@@ -34,11 +38,7 @@ def test_ddp_early_stopping_agrees_across_ranks(tiny_config, tmp_path):
                                            "plateau_patience = 0\nplateau_factor = 0.5")
     tiny_config.write_text(text)
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29519", "-m", "tunesmith.cli", "train", str(tiny_config), "--out", str(out),
-                        "--max-steps", "40", "--device", "cpu", "--quiet"],
-                       capture_output=True, text=True, env=env, timeout=240)
+    r = torchrun_two(tiny_config, out, 29519, 40, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "early stopping at step 4" in r.stderr
     assert r.stderr.count("early stopping") == 1          # said once, by rank 0
