@@ -35,6 +35,7 @@ def roll_row(ax, codec, phrases, title):
     lo, hi = (min(pitches), max(pitches)) if pitches else (55, 75)
     ax.set_xlim(0, L * len(phrases)); ax.set_ylim(lo - 2, hi + 2)
     ax.set_xticks([k * L + L / 2 for k in range(len(phrases))])
+    ax.set_xticklabels([f"{v:+g}" for v in VALUES][:len(phrases)])
     ax.set_title(title, fontsize=9, loc="left")
 
 
@@ -59,7 +60,6 @@ def sweeps(model, codec, out: Path) -> dict:
             z = torch.cat([model.slider_z(v) for v in vals])
             title = f"{name} (the latent dimension with the {'largest' if i == 0 else 'second largest'} spread): -3 .. +3"
         roll_row(ax, codec, model.decode_ids(z).numpy(), title)
-    axes[-1].set_xticklabels([f"{v:+g}" for v in VALUES])
     fig.tight_layout()
     save_figure(fig, out, dpi=100)
     return rho

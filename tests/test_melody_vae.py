@@ -119,6 +119,10 @@ def test_model_learns_a_batch_and_decodes_phrases(decoder, pool):
     mu, _ = m.encode(batch["tokens"])
     assert torch.equal(m.decode_ids(mu), batch["tokens"])   # reconstructs the phrases it learnt
     assert m.decode_ids(torch.zeros(5, 4), temperature=1.0).shape == (5, 8)
+    z = torch.randn(6, 4)
+    fast = m.decode_ids(z)
+    m.fast_decode = False                                     # the plain-tensor step equals nn.LSTM's
+    assert torch.equal(fast, m.decode_ids(z))
 
 
 def test_sliders_attributes_and_interpolation_endpoints():

@@ -208,6 +208,8 @@ class MelodyVAE(TunesmithModel):
         return {"loss": loss, "recon": rec, "kl": kl_each.mean(), "acc": acc}
 
     # ------------------------------------------------------------------ decoding without teacher forcing
+    fast_decode = True  # False: step nn.LSTM itself (the same numbers; tests compare the two)
+
     @torch.no_grad()
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
@@ -221,13 +223,27 @@ class MelodyVAE(TunesmithModel):
             conds, T = z[:, None], L
         else:
             conds, T = self.section_codes(z), L // self.sections
-        state = None
+        fast = self.dec_layers == 1 and self.fast_decode  # one LSTM layer as plain tensor ops: the input projection of a symbol
+        if fast:                     # is a row lookup, of the code one matmul per section
+            E = self.embed.embedding_dim
+            w_ih, w_hh = self.dec.weight_ih_l0, self.dec.weight_hh_l0
+            table = self.embed.weight @ w_ih[:, :E].T                       # (V + 2, 4H)
+            whh = w_hh.T.contiguous()
         for s in range(conds.shape[1]):
             c = conds[:, s]
             state = self._init_state(c)
+            if fast:
+                h, cell = state[0][0], state[1][0]
+                base = c @ self.dec.weight_ih_l0[:, E:].T + self.dec.bias_ih_l0 + self.dec.bias_hh_l0
             for t in range(T):
-                h, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
-                logits = self.head(h[:, 0]).float()
+                if fast:
+                    i, f, g, o = (table[tok] + base).addmm_(h, whh).chunk(4, 1)
+                    cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(cell)
+                    logits = self.head(h).float()
+                else:
+                    out_t, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
+                    logits = self.head(out_t[:, 0]).float()
                 if temperature is None:
                     tok = logits.argmax(-1)
                 else:
