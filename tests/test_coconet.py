@@ -135,6 +135,14 @@ def test_infill_and_compose_shapes():
     filled = model.infill(codec, s, erase, n=1, generator=torch.Generator().manual_seed(0), steps=4)[0]
     g0, g1 = score_to_grid(s, n_steps=16), score_to_grid(filled, n_steps=16)
     assert (g0[~erase] == g1[~erase]).all()
+    # notes that touch no erased cell are kept exactly, repeated notes too (a grid alone would merge them)
+    rep = Score.from_notes([(72, 0, 1, 90, 0), (72, 1, 1, 90, 0), (72, 2, 1, 90, 0), (60, 0, 3, 90, 1)], end=3.0)
+    er = np.zeros((4, 12), bool)
+    er[1, 4:8] = True  # cuts the alto's only note
+    out = model.infill(codec, rep, er, n=1, generator=torch.Generator().manual_seed(0), steps=4)[0]
+    assert out.select(out.track == 0).notes() == rep.select(rep.track == 0).notes()
+    alto = score_to_grid(out, n_steps=12)[1]
+    assert (alto[:4] == 60).all() and (alto[8:] == 60).all()  # the cut note's other cells come back as they were
     pieces = model.compose(codec, 2, length=24, generator=torch.Generator().manual_seed(0), steps=4)
     assert len(pieces) == 2 and all(p.length <= 6.0 for p in pieces)
 

@@ -215,13 +215,34 @@ class Coconet(TunesmithModel):
     def infill(self, codec, score: Score, erase: np.ndarray, n: int = 1, generator=None, steps: int = 64,
                temperature: float = 1.0, parallel_penalty: float = 0.0) -> list[Score]:
         """n completions of a four-voice score with the cells ``erase`` (bool (4, T) over 16th notes, e.g.
-        a bar of every voice, or one voice throughout) re-composed; every other note is kept."""
+        a bar of every voice, or one voice throughout) re-composed. Every note that touches no erased cell is
+        kept exactly as it was (repeated notes included); the erased cells and the rest of notes cut by them
+        come from the sampled grid."""
         erase = np.asarray(erase, bool)
         grid = codec.encode(score, erase.shape[1])
         if erase.shape != grid.shape:
             raise TunesmithError(f"erase mask has shape {erase.shape}, the score's grid {grid.shape}")
         grids = self._fill(codec, grid, erase, n, generator, steps, temperature, parallel_penalty)
-        return [codec.decode(g, tempo=score.tempo, time_signature=score.time_signature) for g in grids]
+        region = erase.copy()  # cells taken from the sampled grid: erased ones and those of notes they cut
+        keep = np.ones(len(score), bool)
+        for i, (s, d, t) in enumerate(zip(score.start, score.duration, score.track)):
+            if not 0 <= t < self.n_voices:
+                continue
+            a = int(round(s / codec.step))
+            b = max(a + 1, int(round((s + d) / codec.step)))
+            if erase[int(t), a:b].any():
+                keep[i] = False
+                region[int(t), a:b] = True
+        kept = score.select(keep)
+        out = []
+        for g in grids:
+            new = codec.decode(np.where(region, g, REST), tempo=score.tempo, time_signature=score.time_signature)
+            cols = [np.concatenate([getattr(kept, k), getattr(new, k)])
+                    for k in ("pitch", "start", "duration", "velocity", "track")]
+            out.append(Score(*cols, tempo=score.tempo, time_signature=score.time_signature, key=score.key,
+                             title=score.title, programs={v: 0 for v in range(self.n_voices)},
+                             end=score.end).sorted())
+        return out
 
     @torch.no_grad()
     def compose(self, codec, n: int, length: int = 128, generator=None, steps: int = 64,
