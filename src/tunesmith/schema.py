@@ -191,15 +191,24 @@ def estimate_bytes(cfg) -> int:
     width = max([model[k] for k in WIDTH_KEYS if _is_int(model.get(k))] or [256])
     layers = max([model[k] for k in ("layers", "n_layers", "num_layers") if _is_int(model.get(k))] or [1])
     batch = tc.batch_size if _is_int(tc.batch_size) else 1
-    return int(batch) * int(length) * int(width) * int(layers) * 4 * 24
+    activations = int(batch) * int(length) * int(width) * int(layers) * 4 * 24
+    # parameters: a recurrent/attention layer holds ~8 width^2 weights (4 gates x (input + hidden) for an
+    # LSTM), x 4 bytes x 4 copies (weights, gradients, Adam's two moments): hidden = 1e6 asked for 16 TB
+    parameters = int(layers) * 8 * int(width) ** 2 * 4 * 4
+    return activations + parameters
 
 
 def check_memory(cfg, source: str) -> None:
     need, have = estimate_bytes(cfg), _ram_bytes()
     if need > have:
         raise TunesmithError(f"{source}: this config needs about {need / 2**30:,.0f} GiB for one training step "
-                             f"(batch {cfg.train.batch_size} x length x width) and this machine has "
+                             f"(batch {cfg.train.batch_size} x length x width, plus width^2 parameters) and this machine has "
                              f"{have / 2**30:,.0f} GiB: lower data.seq_len, train.batch_size or the model size")
+
+
+SIZE_KEYS = {"seq_len", "hidden", "hidden_size", "layers", "num_layers", "n_layers", "d_model", "latent",
+             "latent_dim", "n_heads", "heads", "phrase_len", "bars", "steps_per_bar", "enc_hidden", "dec_hidden",
+             "dec_layers"}
 
 
 # ---------------------------------------------------------------------------------- all sections
@@ -224,6 +233,11 @@ def validate(cfg, source: str) -> None:
         raise TunesmithError(f"{source}: [model] name must be a string, got {_show(name)}")
     cls = get_model_class(name)
     check_against(cls.__init__, model, "model", source)
+    for sec, table in (("data", data), ("model", model)):  # sizes: a 0 ended in a raw torch error
+        for k in SIZE_KEYS & set(table):
+            v = table[k]
+            if _is_int(v) and v < 1:
+                raise TunesmithError(f"{source}: [{sec}] {k} must be an integer >= 1, got {_show(v)}")
     for k in ("dropout", "val_fraction"):  # probabilities / fractions, whatever the family
         v = model.get(k, data.get(k))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v < 1):
