@@ -266,3 +266,54 @@ def test_betas_that_is_not_a_list(tmp_path, capsys):
     rc, err = run_cli(capsys, full)
     check_contract(rc, err, full)
     assert rc == 1 and "betas" in err
+
+
+# ------------------------------------------------------------------------------------------ render, evaluate
+@st.composite
+def render_evaluate_args(draw):
+    cmd = draw(st.sampled_from(["render", "evaluate"]))
+    if cmd == "render":
+        src = draw(st.sampled_from(["tune.mid", "empty.mid", "garbage.mid", "missing.mid", "notes.txt"]))
+        dst = draw(st.sampled_from(["out.wav", "OUT.WAV", "out.mp3", "out", ".", "notes.txt/x.wav", "sub/deep/o.wav",
+                                    "notes.txt"]))
+        flags = draw(st.lists(st.sampled_from([["--sample-rate", "0"], ["--sample-rate", "22050"],
+                                               ["--sample-rate", "-5"], ["--sample-rate", "x"],
+                                               ["--soundfont", "missing.sf2"], ["--soundfont", "notes.txt"]]),
+                              max_size=2))
+        return [cmd, src, dst] + [x for f in flags for x in f]
+    gen = draw(st.sampled_from(["set", "empty_dir", "missing", "notes.txt", "set/tune.mid", "essen-smal"]))
+    ref = draw(st.sampled_from(["set", "empty_dir", "essen-small:nope", "notes.txt"]))
+    flags = draw(st.sampled_from([[], ["--max-pieces", "0"], ["--max-pieces", "-1"], ["--max-pieces", "1"],
+                                  ["--max-pieces", "x"]]))
+    out = draw(st.sampled_from(["rep", "notes.txt", "notes.txt/r", "set"]))
+    return [cmd, gen, "--reference", ref, "--out", out] + flags
+
+
+@_settings(40)
+@given(args=render_evaluate_args())
+def test_render_and_evaluate_flags_keep_the_contract(capsys, args):
+    from tunesmith.data.midi import write_midi
+    from tunesmith.data.notes import Score
+
+    with tempfile.TemporaryDirectory(prefix="prop-") as d:
+        d = Path(d)
+        (d / "set").mkdir()
+        (d / "empty_dir").mkdir()
+        tune = Score.from_notes([(60 + i % 5, i, 1) for i in range(8)])
+        write_midi(tune, d / "set" / "tune.mid")
+        write_midi(tune, d / "tune.mid")
+        write_midi(Score(), d / "empty.mid")
+        (d / "garbage.mid").write_bytes(b"MThd garbage")
+        (d / "notes.txt").write_text("written before")
+        before = digest(d / "set")
+        cwd = os.getcwd()
+        os.chdir(d)
+        try:
+            rc, err = run_cli(capsys, args)
+        finally:
+            os.chdir(cwd)
+        check_contract(rc, err, args)
+        assert (d / "notes.txt").read_text() == "written before"
+        out = args[args.index("--out") + 1] if "--out" in args else None
+        if out != "set":  # (a report written into the set's own folder adds files there, by request)
+            assert digest(d / "set") == before, args
