@@ -333,8 +333,8 @@ def test_transformer_sample_format_abc(tiny_transformer, tmp_path):
     from tunesmith.cli import main
     from tunesmith.training import load_run
 
-    model = load_run(tiny_transformer)[0]
-    conditioned = "condition" in inspect.signature(model.generate).parameters
+    model, codec = load_run(tiny_transformer)[:2]
+    conditioned = "condition" in inspect.signature(model.generate).parameters and bool(getattr(codec, "labels", []))
     args = ["sample", str(tiny_transformer), "--num", "4", "--seed", "0", "--format", "abc", "--out", str(tmp_path),
             "--primer", "67 _ 67 _ 67 _ _ 65 64 _ 64 _"]   # notes even from a model this young
     assert main(args + (["--condition", "metre=3/4"] if conditioned else [])) == 0

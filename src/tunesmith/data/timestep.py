@@ -21,6 +21,37 @@ from .notes import Score, transposition_to_c_or_a
 
 HOLD, REST, DELIM = "_", "r", "/"
 SEED_DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+#: what ``data.condition`` may name: a label token (``<metre=3/4>``) is put before every song
+CONDITIONS = ("metre",)
+_KIND_ALIASES = {"metre": "metre", "meter": "metre", "time_signature": "metre"}
+
+
+def is_label(symbol) -> bool:
+    """A condition label token such as ``<metre=3/4>`` (not a note, rest or hold)."""
+    return str(symbol).startswith("<") and str(symbol).endswith(">")
+
+
+def check_condition(condition) -> list[str]:
+    """``data.condition`` (a list or a comma string) -> the canonical kinds; unknown kinds raise one line."""
+    if not condition:
+        return []
+    items = [condition] if isinstance(condition, str) else list(condition)
+    kinds = [k.strip().lower() for item in items for k in str(item).split(",") if k.strip()]
+    bad = [k for k in kinds if k not in _KIND_ALIASES]
+    if bad:
+        raise TunesmithError(f"data.condition {bad[0]!r} is not supported: use {list(CONDITIONS)} "
+                             "(mode conditioning is not implemented)")
+    return list(dict.fromkeys(_KIND_ALIASES[k] for k in kinds))
+
+
+def song_labels(score: Score, condition) -> list[str]:
+    """The label tokens of one song for ``data.condition``, e.g. ``["<metre=3/4>"]`` (its first time signature)."""
+    out = []
+    for kind in check_condition(condition):
+        if kind == "metre":
+            num, den = score.time_signature
+            out.append(f"<metre={int(num)}/{int(den)}>")
+    return out
 
 
 def check_durations(score: Score, durations=SEED_DURATIONS, step: float = 0.25) -> str | None:
@@ -58,10 +89,15 @@ def decode_tokens(tokens, step: float = 0.25, tempo: float = 120.0) -> Score:
     pitch, start, dur = [], [], []
     cur = None  # index into the note lists of the note being held, or None during a rest
     t = 0
+    metre = None
     for tok in tokens:
         tok = str(tok)
         if tok == DELIM:
             break
+        if is_label(tok):  # a condition label takes no time; a metre label is the melody's time signature
+            if tok.startswith("<metre=") and metre is None:
+                metre = tuple(int(x) for x in tok[len("<metre="):-1].split("/"))
+            continue
         if tok == HOLD:
             if cur is not None:
                 dur[cur] += step
@@ -71,7 +107,8 @@ def decode_tokens(tokens, step: float = 0.25, tempo: float = 120.0) -> Score:
             pitch.append(int(tok)); start.append(t * step); dur.append(step)
             cur = len(pitch) - 1
         t += 1
-    return Score.from_notes(zip(pitch, start, dur), tempo=tempo, end=t * step)
+    kw = {"time_signature": metre} if metre else {}
+    return Score.from_notes(zip(pitch, start, dur), tempo=tempo, end=t * step, **kw)
 
 
 class TimeStepCodec(Codec):
@@ -87,7 +124,8 @@ class TimeStepCodec(Codec):
     def from_corpus(cls, songs: list[list[str]], step: float, seq_len: int, target: str = "all") -> "TimeStepCodec":
         symbols = set(s for song in songs for s in song) | {DELIM, HOLD, REST}
         pitches = sorted((s for s in symbols if s.isdigit()), key=int)
-        return cls([DELIM, HOLD, REST] + pitches, step, seq_len, target)
+        labels = sorted(s for s in symbols if is_label(s))  # only when the data is conditioned
+        return cls([DELIM, HOLD, REST] + pitches + labels, step, seq_len, target)
 
     def state(self) -> dict[str, Any]:
         return {"codec": self.name, "vocab": self.vocab, "step": self.step, "seq_len": self.seq_len,
@@ -99,6 +137,34 @@ class TimeStepCodec(Codec):
 
     def model_info(self) -> dict[str, Any]:
         return {"vocab_size": len(self.vocab), "delimiter_id": self.index[DELIM], "target": self.target}
+
+    @property
+    def labels(self) -> list[str]:
+        """The condition label tokens of the vocabulary (empty for an unconditioned model)."""
+        return [s for s in self.vocab if is_label(s)]
+
+    def condition_symbols(self, condition) -> list[str]:
+        """``"metre=3/4"`` (a comma list, or a dict) -> the label tokens to put before a primer. A kind or
+        value the model was not trained with raises one line listing the valid ones."""
+        if not condition:
+            return []
+        items = (list(condition.items()) if isinstance(condition, dict) else
+                 [part.split("=", 1) if "=" in part else (part, "") for part in str(condition).split(",")
+                  if part.strip()])
+        labels = self.labels
+        valid = ", ".join(s[1:-1] for s in labels)
+        if not labels:
+            raise TunesmithError("this model does not take --condition: it was trained without condition labels "
+                                 "(train with data.condition = [\"metre\"], e.g. zoo:essen-transformer-metre)")
+        out = []
+        for k, v in items:
+            kind = _KIND_ALIASES.get(str(k).strip().lower(), str(k).strip().lower())
+            tok = f"<{kind}={str(v).strip().replace(' ', '')}>"
+            if tok not in self.index:
+                raise TunesmithError(f"condition {str(k).strip()}={str(v).strip()} is not one this model knows; "
+                                     f"valid: {valid}")
+            out.append(tok)
+        return out
 
     def encode(self, symbols) -> list[int]:
         unknown = [s for s in symbols if s not in self.index]
@@ -163,16 +229,21 @@ def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: f
 def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 0.25,
                    durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,
                    split_seed: int = 0, target: str = "all", delimiter_length: int | None = None,
-                   max_songs: int | None = None, source: str | None = None) -> DataBundle:
+                   max_songs: int | None = None, source: str | None = None, condition=None) -> DataBundle:
     """Seed 000's data (``source``, a folder of the user's own files, replaces ``dataset`` when given). ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
-    ``target="last"`` is the seed's way: a window at every position, only its last token predicted."""
+    ``target="last"`` is the seed's way: a window at every position, only its last token predicted.
+    ``condition = ["metre"]`` puts each song's label token (``<metre=3/4>``) after the delimiters before it
+    (docs/conditioning.md); without it the data is exactly the unconditioned encoding."""
     if target not in ("all", "last"):
         raise TunesmithError(f"data.target must be 'all' or 'last', not {target!r}")
+    condition = check_condition(condition)
     dataset = source or dataset
     scores = load_corpus(dataset)
     if max_songs:
         scores = scores[:max_songs]
     kept, reasons = encode_corpus(scores, step, durations, transpose)
+    if condition:
+        kept = [(sc, song_labels(sc, condition) + syms) for sc, syms in kept]
     train, val = split_by_piece(kept, val_fraction, split_seed)
     codec = TimeStepCodec.from_corpus([s for _, s in kept], step, seq_len, target)
     delim = seq_len if delimiter_length is None else int(delimiter_length)
@@ -186,6 +257,8 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
     stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
              "val_songs": len(val), "train_tokens": len(train_stream), "vocab_size": len(codec.vocab),
              "target": target}
+    if condition:
+        stats["labels"] = dict(Counter(syms[0] for _, syms in kept))
     bundle = DataBundle(train_ds, val_ds, codec, stats, reference=[sc for sc, _ in val])
     bundle.baseline = lambda: ngram_baseline(bundle)
     return bundle

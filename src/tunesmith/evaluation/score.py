@@ -12,6 +12,10 @@ delimiter is excluded and the rest renormalised: *where* a song starts is a matt
 was laid out (runs of 64 delimiters for the LSTM, 16 for the Transformer), not of the music, so every model
 is scored on ``P(song | a song starts here)``.
 
+A model trained with ``data.condition`` (label tokens such as ``<metre=3/4>`` before every song) is given each
+song's true label after the delimiters; the label itself is not scored, so it is scored on
+``P(song | a song with this label starts here)`` (the report says so under ``given``).
+
 Models: a run directory or ``zoo:NAME`` of a time-step likelihood model (``melody_lstm``,
 ``melody_transformer``), or ``ngram:N`` -- the Witten-Bell n-gram baseline of the time-step encoding, fitted
 on the training songs of the same split (``ngram:N:DATASET`` picks the corpus it is fitted on; default the
@@ -97,7 +101,7 @@ def _timestep_defaults(data_cfg: dict) -> dict:
     from ..data.timestep import SEED_DURATIONS
 
     d = {"dataset": "essen-erk", "seq_len": 64, "step": 0.25, "durations": list(SEED_DURATIONS), "transpose": True,
-         "val_fraction": 0.1, "split_seed": 0, "delimiter_length": None}
+         "val_fraction": 0.1, "split_seed": 0, "delimiter_length": None, "condition": None}
     d.update({k: v for k, v in data_cfg.items() if k in d and v is not None})
     if d["delimiter_length"] is None:
         d["delimiter_length"] = d["seq_len"]
@@ -162,7 +166,7 @@ def _ngram_scorer(spec: str, data: str) -> Scorer:
 def load_pieces(data: str, data_cfg: dict) -> list[tuple[str, list[str]]]:
     """(name, symbols) for every song of ``data``, filtered and transposed as the model's run did."""
     from ..data.corpora import load_corpus, split_by_piece
-    from ..data.timestep import encode_corpus
+    from ..data.timestep import encode_corpus, song_labels
 
     split = None
     name = str(data)
@@ -177,17 +181,28 @@ def load_pieces(data: str, data_cfg: dict) -> list[tuple[str, list[str]]]:
         kept = val if split == "val" else train
     if not kept:
         raise TunesmithError(f"{data} has no songs to score")
-    return [(sc.title or f"piece {i:03d}", syms) for i, (sc, syms) in enumerate(kept)]
+    cond = data_cfg.get("condition")  # a conditioned model is given each song's true labels (not scored)
+    return [(sc.title or f"piece {i:03d}", (song_labels(sc, cond) if cond else []) + syms)
+            for i, (sc, syms) in enumerate(kept)]
 
 
 # ------------------------------------------------------------------------------------------------ scoring
 def score_piece(scorer: Scorer, symbols: list[str]) -> dict:
-    """Negative log-likelihood (nats), correct guesses and counts for one song (see the module doc)."""
+    """Negative log-likelihood (nats), correct guesses and counts for one song (see the module doc).
+    Leading label tokens (``<metre=3/4>``) are given as context and not scored."""
+    from ..data.timestep import is_label
+
     codec = scorer.codec
     d = codec.index["/"]
+    given = 0
+    while given < len(symbols) and is_label(symbols[given]):
+        given += 1
+    symbols = list(symbols)
     ids = [d] * scorer.prefix + codec.encode(symbols) + [d]
-    lp = scorer.log_probs(torch.tensor(ids, dtype=torch.long))[scorer.prefix - 1:-1].clone()  # predicts song + '/'
-    target = torch.tensor(ids[scorer.prefix:])
+    first = scorer.prefix + given                 # the first scored symbol
+    lp = scorer.log_probs(torch.tensor(ids, dtype=torch.long))[first - 1:-1].clone()  # predicts song + '/'
+    target = torch.tensor(ids[first:])
+    symbols = symbols[given:]
     lp[0, d] = float("-inf")                      # a song starts here: its first symbol is not '/'
     lp[0] = torch.log_softmax(lp[0], -1)
     nll = -lp.gather(1, target[:, None])[:, 0]
@@ -226,7 +241,9 @@ def score_with(scorer: Scorer, data: str) -> dict:
             "notes": sum(p["notes"] for p in pieces), "skipped_out_of_vocabulary": skipped,
             "by_position": {f"{a}-{b - 1 if b else ''}": {"nats_per_step": tot / n, "steps": n}
                             for (a, b), (tot, n) in zip(POSITION_BUCKETS, by_pos) if n}}
-    return {"model": scorer.name, "data": str(data), "prefix_delimiters": scorer.prefix, "mean": mean,
+    given = scorer.data_cfg.get("condition")
+    extra = {"given": f"each song's true {', '.join(given)} label (not scored)"} if given else {}
+    return {"model": scorer.name, "data": str(data), "prefix_delimiters": scorer.prefix, **extra, "mean": mean,
             "pieces": pieces}
 
 
@@ -253,6 +270,8 @@ def score_command(spec: str, data: str, out: str | Path | None = None, device: s
         save_json(res, path)
         print(f"wrote {path}", file=sys.stderr)
     print(f"{m['pieces']} pieces, {m['steps']} steps, {m['notes']} notes; {res['model']} on {res['data']}")
+    if res.get("given"):
+        print(f"conditioned: the model is given {res['given']}")
     print("nats/step by step of the song: " + ", ".join(f"{k}: {v['nats_per_step']:.3f}"
                                                           for k, v in m["by_position"].items()))
     print(f"mean: {m['nats_per_step']:.3f} nats/step, {m['bits_per_note']:.3f} bits/note, accuracy {m['accuracy']:.3f}")
