@@ -81,6 +81,8 @@ class RollCritic(nn.Module):
 
 @register_model("chorale_wgan")
 class ChoraleWGAN(GANBase):
+    CONTROL_NOTES = {"threshold": '"calibrated" (default: as many voice-steps sound as in the chorales) or a '
+                                  "number such as the seed's 0.5 (set in [sample]; no CLI flag)"}
 
     def __init__(self, seq_len: int = 32, n_tracks: int = 4, latent_channels: int = 512,
                  gen_widths: list[int] = (32, 64, 128), critic_widths: list[int] = (32, 64, 128, 256),

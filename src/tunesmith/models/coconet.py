@@ -83,6 +83,13 @@ class _Block(nn.Module):
 class Coconet(TunesmithModel):
     objective = "likelihood"
     loss_unit = "nats/erased cell"
+    CONTROL_NOTES = {
+        "steps": "length of a composed piece in 16th notes (default 128; ignored with --melody)",
+        "temperature": "softmax temperature of every Gibbs draw: < 1 more notes in the key, more parallels",
+        "gibbs_steps": "annealed Gibbs steps (set in the run config's [sample] section; no CLI flag)",
+        "parallel_penalty": "a rule, not the model: logit penalty per parallel fifth/octave, plus repair steps; "
+                            "0 = the model alone (set in [sample]; no CLI flag)",
+    }
 
     def __init__(self, n_voices: int = 4, n_rows: int = 60, channels: int = 32, blocks: int = 6,
                  dilations: list[int] = (1, 2, 4, 8), p_keep_soprano: float = 0.5):
