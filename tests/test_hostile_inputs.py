@@ -143,6 +143,14 @@ def test_sample_out_that_is_a_file(tiny_run, tmp_path, capsys):
     assert precious.read_text() == "keep me"
 
 
+def test_sample_default_out_that_is_a_file(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run / "checkpoint", run / "checkpoint")
+    (run / "samples").write_text("keep me")  # RUN/samples, where samples go without --out
+    one_error(cli(capsys, "sample", run, "--num", "1"), "the run's samples folder")
+    assert (run / "samples").read_text() == "keep me"
+
+
 def test_evaluate_out_that_is_a_file(a_midi, tmp_path, capsys):
     precious = tmp_path / "notes.txt"
     precious.write_text("keep me")

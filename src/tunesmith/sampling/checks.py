@@ -62,20 +62,22 @@ def check_options(options: dict[str, Any]) -> None:
         raise TunesmithError(f"--noise must be a finite number >= 0, got {noise}")
 
 
-def check_out_folder(path: str | Path, flag: str = "--out") -> Path:
+def check_out_folder(path: str | Path, flag: str = "--out", what: str | None = None) -> Path:
     """An output folder that can be written, checked before any work and without creating it: it is a folder
-    (or does not exist yet) and its nearest existing ancestor is a folder we can write into."""
+    (or does not exist yet) and its nearest existing ancestor is a folder we can write into. ``what`` names
+    it in messages (default: the flag); the advice is always to choose another ``flag``."""
     path = Path(path)
+    what = what or flag
     if path.exists() and not path.is_dir():
-        raise TunesmithError(f"{flag} {path} is a file, not a folder: choose another {flag}")
+        raise TunesmithError(f"{what} {path} is a file, not a folder: choose another {flag}")
     probe_dir = path
     while not probe_dir.exists():
         if probe_dir.parent == probe_dir:
             break
         probe_dir = probe_dir.parent
     if probe_dir.exists() and not probe_dir.is_dir():
-        raise TunesmithError(f"{flag} {path}: {probe_dir} is a file, not a folder: choose another {flag}")
-    _probe(probe_dir, f"{flag} {path}", flag)
+        raise TunesmithError(f"{what} {path}: {probe_dir} is a file, not a folder: choose another {flag}")
+    _probe(probe_dir, f"{what} {path}", flag)
     return path
 
 
@@ -86,7 +88,7 @@ def check_wav_out(path: str | Path) -> Path:
         raise TunesmithError(f"{path} is a folder: give the WAV file to write, e.g. {path / 'out.wav'}")
     if path.suffix.lower() != ".wav":
         raise TunesmithError(f"render writes WAV only: name the output file .wav (got {path.name!r})")
-    check_out_folder(path.parent, "output folder")
+    check_out_folder(path.parent, "output file", "output folder")
     return path
 
 

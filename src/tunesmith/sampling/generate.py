@@ -85,13 +85,13 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     num = num if num is not None else defaults.pop("num", 4)
     defaults.pop("num", None)
     opts = {**defaults, **{k: v for k, v in options.items() if v is not None}}
-    items = generate(model, codec, num, seed=seed, **opts)
     if out_dir:
         out = Path(out_dir)
     elif is_zoo(run_dir):  # never write into the installed package
-        out = Path("samples") / str(run_dir)[len("zoo:"):]
+        out = check_out_folder(Path("samples") / str(run_dir)[len("zoo:"):], "--out", "the samples folder")
     else:
-        out = Path(run_dir) / "samples"
+        out = check_out_folder(Path(run_dir) / "samples", "--out", "the run's samples folder")  # before generating
+    items = generate(model, codec, num, seed=seed, **opts)
     metre = condition_metre(opts.get("condition"))  # --condition metre=3/4: the files carry it
     melody = "primer" in inspect.signature(model.generate).parameters  # sampled melodies carry no bar lines
     for item in items:
