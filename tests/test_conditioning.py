@@ -59,6 +59,19 @@ def test_labels_go_before_each_song_and_only_when_asked():
     assert starts and all(syms[i].startswith("<metre=") for i in starts)  # every song opens with its label
     assert sum(s.startswith("<") for s in syms) == len(starts)          # and labels appear nowhere else
     assert cond.stats["train_songs"] == plain.stats["train_songs"]      # same split
+    # every window starting inside a song starts with that song's label (an input only, never a target)
+    w0 = plain.train.batch(torch.arange(len(plain.train)))["tokens"]
+    w1 = cond.train.batch(torch.arange(len(cond.train)))["tokens"]
+    lab = {cond.codec.index[x] for x in cond.codec.labels}
+    stream = cond.train.stream.tolist()
+    for k, start in enumerate(cond.train.starts.tolist()):
+        before = [t for t in stream[:start + 1] if t in lab or t == cond.codec.index["/"]]
+        if stream[start] != cond.codec.index["/"]:
+            assert w1[k, 0].item() == before[-1] and before[-1] in lab   # the label of the song it lies in
+        else:
+            assert w1[k, 0].item() == cond.codec.index["/"]
+        assert torch.equal(cond.train.stream[start + 1:start + 17], w1[k, 1:])  # the rest is the stream
+    assert w0[:, 0].tolist() != w1[:, 0].tolist()
     with pytest.raises(TunesmithError, match="not supported"):
         build_timestep("essen-small", seq_len=16, condition=["mode"])
 

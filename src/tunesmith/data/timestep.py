@@ -203,6 +203,27 @@ def encode_corpus(scores: list[Score], step: float, durations, transpose: bool, 
     return kept, reasons
 
 
+class LabelledWindows(WindowedStream):
+    """Windows whose first symbol (an input only: it is never a target) is replaced by the condition label of
+    the song the window starts in, so every window of a song is conditioned, not only the one where the song
+    (and its label) starts; a window starting between songs is left as it is."""
+
+    def __init__(self, stream: torch.Tensor, length: int, stride: int, labels: list[int], delimiter: int):
+        super().__init__(stream, length, stride)
+        cur, first = -1, []
+        lab = set(labels)
+        for t in stream.tolist():
+            cur = t if t in lab else (-1 if t == delimiter else cur)
+            first.append(cur)
+        self.first = torch.tensor(first, dtype=torch.long)
+
+    def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        b = super().batch(idx)
+        lab = self.first[self.starts[idx]]
+        b["tokens"][:, 0] = torch.where(lab >= 0, lab, b["tokens"][:, 0])
+        return b
+
+
 def _stream(songs: list[list[str]], codec: TimeStepCodec, delim_len: int) -> torch.Tensor:
     ids: list[int] = []
     d = codec.index[DELIM]
@@ -232,8 +253,9 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
                    max_songs: int | None = None, source: str | None = None, condition=None) -> DataBundle:
     """Seed 000's data (``source``, a folder of the user's own files, replaces ``dataset`` when given). ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
     ``target="last"`` is the seed's way: a window at every position, only its last token predicted.
-    ``condition = ["metre"]`` puts each song's label token (``<metre=3/4>``) after the delimiters before it
-    (docs/conditioning.md); without it the data is exactly the unconditioned encoding."""
+    ``condition = ["metre"]`` puts each song's label token (``<metre=3/4>``) after the delimiters before it, and
+    each training window that starts inside a song starts with that label (:class:`LabelledWindows`;
+    docs/conditioning.md); without it the data is exactly the unconditioned encoding."""
     if target not in ("all", "last"):
         raise TunesmithError(f"data.target must be 'all' or 'last', not {target!r}")
     condition = check_condition(condition)
@@ -249,11 +271,15 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
     delim = seq_len if delimiter_length is None else int(delimiter_length)
     train_stream = _stream([s for _, s in train], codec, delim)
     stride = seq_len if target == "all" else 1
-    train_ds = WindowedStream(train_stream, seq_len + 1, stride)
+    def windows(stream, length, stride):
+        if not condition:
+            return WindowedStream(stream, length, stride)
+        return LabelledWindows(stream, length, stride, [codec.index[x] for x in codec.labels], codec.index[DELIM])
+    train_ds = windows(train_stream, seq_len + 1, stride)
     val_ds = None
     if val:
         val_stream = _stream([s for _, s in val], codec, delim)
-        val_ds = WindowedStream(val_stream, min(seq_len + 1, len(val_stream)), seq_len if target == "all" else 1)
+        val_ds = windows(val_stream, min(seq_len + 1, len(val_stream)), seq_len if target == "all" else 1)
     stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
              "val_songs": len(val), "train_tokens": len(train_stream), "vocab_size": len(codec.vocab),
              "target": target}
