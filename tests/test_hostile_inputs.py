@@ -159,6 +159,18 @@ def test_evaluate_out_that_is_a_file(a_midi, tmp_path, capsys):
     assert precious.read_text() == "keep me"
 
 
+def test_score_out_that_is_a_file_or_a_json_folder(tiny_run, tmp_path, capsys):
+    precious = tmp_path / "notes.txt"
+    precious.write_text("keep me")
+    one_error(cli(capsys, "score", tiny_run, "essen-small:val", "--quiet", "--out", precious), "is a file, not a folder")
+    one_error(cli(capsys, "score", tiny_run, "essen-small:val", "--quiet", "--out", precious / "s.json"),
+              "is a file, not a folder")
+    (tmp_path / "d.json").mkdir()
+    one_error(cli(capsys, "score", tiny_run, "essen-small:val", "--quiet", "--out", tmp_path / "d.json"),
+              "is a folder: give a .json file name")
+    assert precious.read_text() == "keep me"
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_out_in_a_read_only_folder(tiny_run, a_midi, tmp_path, capsys):
     ro = tmp_path / "ro"

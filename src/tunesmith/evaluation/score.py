@@ -250,6 +250,15 @@ def score_with(scorer: Scorer, data: str) -> dict:
 def score_command(spec: str, data: str, out: str | Path | None = None, device: str = "cpu",
                   quiet: bool = False) -> dict:
     """Print the per-piece table and the mean (last line); write ``score.json`` to ``out`` when given."""
+    if out is not None:  # a file in the way or an unwritable place fails before the scoring, with one line
+        from ..sampling.checks import check_out_folder
+
+        if Path(out).suffix == ".json":
+            if Path(out).is_dir():
+                raise TunesmithError(f"--out {out} is a folder: give a .json file name or a folder without .json")
+            check_out_folder(Path(out).parent, "--out", "the folder of --out")
+        else:
+            check_out_folder(out)
     res = score(spec, data, device)
     if not quiet:
         print(f"{'piece':<44} {'steps':>6} {'notes':>6} {'nats/step':>10} {'bits/note':>10} {'accuracy':>9}")
