@@ -92,6 +92,7 @@ def spearman(x, y) -> float:
 class MelodyVAE(TunesmithModel):
     objective = "variational"
     loss_unit = "nats/phrase"
+    output = "softmax"  # one categorical choice per step (the web page shows no note threshold)
 
     def __init__(self, vocab_size: int, phrase_len: int = 64, steps_per_bar: int = 16, embed_dim: int = 32,
                  enc_hidden: int = 256, dec_hidden: int = 512, dec_layers: int = 1, latent: int = 64,
