@@ -57,6 +57,14 @@ def cmd_train(a) -> None:
 
 
 def cmd_sample(a) -> None:
+    if a.help_model:
+        from .models.controls import describe
+        from .training.checkpoint import load_run
+
+        model, codec, cfg, meta = load_run(a.run, "cpu")
+        print(f"{a.run}: {cfg.model['name']} ({type(model).__name__}); controls for `tunesmith sample`:")
+        print(describe(model, dict(cfg.sample)))
+        return
     if a.reconstruct:
         from .sampling.reconstruct import reconstruct_run
 
@@ -151,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="generate MIDI (and WAV) from a trained run")
     s.add_argument("run", help="run directory written by `tunesmith train`")
+    s.add_argument("--help-model", action="store_true", help="list the controls this run's model takes and exit")
     s.add_argument("--primer", default=None, help='primer melody in the encoding\'s text, e.g. "60 _ 62 _"')
     s.add_argument("--temperature", type=float, default=None, help="sampling temperature (> 0)")
     s.add_argument("--top-k", type=int, default=None, help="sample among the k most likely symbols")
