@@ -40,7 +40,8 @@ def test_every_shipped_config_passes_its_schema():
     ("sample", "temperature = 0", "[sample] temperature must be a positive number, got 0"),
     ("sample", "temperature = nan", "[sample] temperature must be a positive number, got nan"),
     ("sample", "steps = -3", "[sample] steps must be an integer >= 1, got -3"),
-    ("sample", "tempo = 1e12", "[sample] tempo must be at most 1000"),
+    ("sample", "tempo = 1e12", "[sample] tempo must be between 4 and 1000"),
+    ("sample", "tempo = 2", "[sample] tempo must be between 4 and 1000"),
 ])
 def test_bad_values_are_refused_at_load_with_one_line(tiny_config, tmp_path, section, line, message):
     p = _cfg(tiny_config, tmp_path, section, line)

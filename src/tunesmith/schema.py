@@ -162,8 +162,12 @@ def _sample_rules(values: dict, source: str) -> None:
         if not _is_num(v) or (v < lo if incl else v <= lo):
             raise TunesmithError(f"{source}: [sample] {k} must be {'a positive number' if not incl else f'an integer >= {lo}'}"
                                  f", got {_show(v)}")
-    if values.get("tempo") is not None and values["tempo"] > 1000:
-        raise TunesmithError(f"{source}: [sample] tempo must be at most 1000 quarter notes per minute, got {values['tempo']}")
+    from .data.midi import TEMPO_RANGE
+
+    t = values.get("tempo")
+    if t is not None and not TEMPO_RANGE[0] <= t <= TEMPO_RANGE[1]:
+        raise TunesmithError(f"{source}: [sample] tempo must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g} "
+                             f"quarter notes per minute, got {t}")
 
 
 # ---------------------------------------------------------------------------------- memory estimate
