@@ -55,27 +55,6 @@ CARDS = {
                         "songs separated by 16 delimiters, so not comparable with the LSTM's 64-step windows). "
                         "mean_overlap: 100 samples (temperature 0.9, empty primer, seed 0) against the held-out songs.",
     },
-    "essen-transformer-metre": {
-        "title": "Essen Transformer conditioned on metre (issue 16)",
-        "description": "zoo:essen-transformer fine-tuned with a metre label before every song: "
-                       "`--condition metre=3/4` (2/4, 3/4, 4/4, 6/8, 3/8, ...) asks for a metre.",
-        "family": "melody_transformer",
-        "data": "the Essen Transformer's data with each song's own time signature as a label token (<metre=3/4>) "
-                "after the delimiters before it (data.condition = [\"metre\"])",
-        "split": SPLIT,
-        "weaknesses": [
-            "Rare metres (2/2, 3/2, 4/2, 5/4, 6/4: under 20 songs each) are accepted labels but barely learnt.",
-            "The label is a token at the start of the song: once a sample runs past the 128-step attention span "
-            "the model keeps the metre only through the rhythm it has written.",
-            "No mode/key conditioning (every Erk mode annotation reads major; it would need key estimation).",
-            "Fine-tuned for 3 epochs from zoo:essen-transformer on a shared CPU, not trained from scratch.",
-        ],
-        "figure_notes": "score_*: `tunesmith score zoo:essen-transformer-metre essen-erk:val`, each held-out song "
-                        "given its true metre label (not scored). val_loss / val_accuracy: the trainer's validation "
-                        "windows (labels included). mean_overlap: 100 samples (temperature 0.9, empty primer, "
-                        "no condition: the model picks the label, seed 0) against the held-out songs. "
-                        "Metre-following: scripts/metre_conditioning.py, docs/conditioning.md.",
-    },
     "melody-vae-4bar": {
         "title": "Melody VAE, 4 bars (MusicVAE-style)",
         "description": "4-bar melody VAE over Essen Erk phrases: 20 latent sliders, 5 attribute sliders, interpolation.",
