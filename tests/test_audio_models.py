@@ -76,7 +76,9 @@ def test_spec_bilstm_shapes_loss_and_continuation():
     assert m.predict(fr[:, :-1]).shape == (3, 64)
     losses = falls(m, data.train)
     assert losses[-1] < 0.8 * losses[0]
-    m.on_checkpoint(data.train, None)
+    from tunesmith.models.base import CheckpointContext
+
+    m.on_checkpoint(CheckpointContext(data.train, data.codec, 0, None))
     assert torch.equal(m.primers[0], data.train.frames[0, :4])
     m.eval()
     out = m.generate(data.codec, 3)

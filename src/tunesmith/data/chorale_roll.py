@@ -150,6 +150,5 @@ def build_chorale_roll(dataset: str = "bach-chorales", seq_len: int = 32, hop: i
     codec = ChoraleRollCodec(seq_len, step, 4)
     rows = [w for sc in train for w in windows(score_to_roll(sc, step, 4), seq_len, hop)]
     ds = ChoraleRolls(torch.tensor(np.stack(rows)), transpose)
-    ds.codec = codec
     stats = {"pieces": len(scores), "train_songs": len(train), "val_songs": len(val), "items": len(ds)}
     return DataBundle(ds, None, codec, stats, reference=val)

@@ -213,7 +213,6 @@ def build_chorale_grid(dataset: str = "bach-chorales", seq_len: int = 32, hop: i
     if ((grids != REST) & ((grids < LOW) | (grids > HIGH))).any():
         raise TunesmithError(f"{dataset} has pitches outside {LOW}..{HIGH}")
     ds = ChoraleGrids(torch.tensor(grids, dtype=torch.int16), torch.tensor([p for _, p in rows]), transpose)
-    ds.codec = codec
     vrows = [w for sc in val for w in _windows(score_to_grid(sc, step), seq_len, seq_len)]
     vds = None
     if vrows and val_windows:

@@ -72,7 +72,6 @@ def build_gan_notes(dataset: str = "essen-erk", seq_len: int = 100, stride: int 
     codec = GanNotesCodec(pitches, seq_len, note_duration)
     stream = torch.tensor([i for sc in train for i in codec.encode(song_pitches(sc))], dtype=torch.long)
     ds = WindowedStream(stream, seq_len, int(stride))
-    ds.codec = codec  # for the models' checkpoint pictures
     stats = {"songs": len(train) + len(val), "train_songs": len(train), "val_songs": len(val),
              "train_notes": len(stream), "items": len(ds), "vocab_size": len(pitches)}
     return DataBundle(ds, None, codec, stats, reference=val)

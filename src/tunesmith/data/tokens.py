@@ -88,6 +88,5 @@ def build_tokens88(dataset: str = "essen-erk", maestro_dir: str | None = None, s
         raise TunesmithError(f"no notes in the piano range in the training pieces of {source}")
     codec = Tokens88Codec(seq_len, note_duration)
     ds = TensorData(tokens=torch.tensor(np.array(rows), dtype=torch.long))
-    ds.codec = codec
     stats = {"source": source, "train_songs": len(train), "val_songs": len(val), "items": len(ds)}
     return DataBundle(ds, None, codec, stats, reference=val)

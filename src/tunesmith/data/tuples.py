@@ -105,6 +105,5 @@ def build_tuples(dataset: str = "essen-erk", seq_len: int = 100, stride: int = 2
     starts = np.arange(0, len(stream) - seq_len + 1, int(stride))
     windows = np.stack([stream[s:s + seq_len] for s in starts])
     ds = TensorData(tuples=torch.tensor(codec.normalise(windows), dtype=torch.float32))
-    ds.codec = codec
     stats = {"train_songs": len(train), "val_songs": len(val), "train_notes": len(stream), "items": len(ds)}
     return DataBundle(ds, None, codec, stats, reference=val)

@@ -206,9 +206,9 @@ class RollAutoencoder(TunesmithModel):
         return {"basis": self.slider_basis_kind, "items": int(len(codes)), "dims": [int(d) for d in dims],
                 "scale": [round(float(s), 5) for s in scale], "latent_std_sorted": sorted((round(float(s), 5) for s in std), reverse=True)}
 
-    def on_checkpoint(self, train_data, run_dir) -> None:
-        info = self.fit_sliders(self.encode_items(train_data, self.slider_items))
-        run_dir = Path(run_dir)
+    def on_checkpoint(self, ctx) -> None:
+        info = self.fit_sliders(self.encode_items(ctx.data, self.slider_items))
+        run_dir = Path(ctx.run_dir)
         tmp = run_dir / ".sliders.json.tmp"
         tmp.write_text(json.dumps(info, indent=1))
         tmp.replace(run_dir / "sliders.json")

@@ -17,7 +17,8 @@ or of :class:`Audio`; ``sampling/`` writes them to files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
@@ -42,6 +43,16 @@ class Audio:
     label: str = ""
 
 
+@dataclass
+class CheckpointContext:
+    """What a model's ``on_checkpoint`` hook gets from the trainer: the training data, its codec, the step
+    the checkpoint is written at and the run directory (``None`` outside a run)."""
+    data: Any
+    codec: Any
+    step: int
+    run_dir: Optional[Path]
+
+
 class TunesmithModel(nn.Module):
     objective: ClassVar[str] = "likelihood"
     registry_name: ClassVar[str] = ""
@@ -55,7 +66,7 @@ class TunesmithModel(nn.Module):
     def generate(self, codec, n: int, **options) -> list[Any]:
         raise NotImplementedError
 
-    def on_checkpoint(self, train_data, run_dir) -> None:
+    def on_checkpoint(self, ctx: "CheckpointContext") -> None:
         """Called on rank 0 before each checkpoint is written (e.g. refresh buffers, write a PNG)."""
 
     @property

@@ -90,7 +90,6 @@ class GANBase(TunesmithModel):
             raise TunesmithError(f"model.loss must be one of {', '.join(LOSSES)}, not {loss!r}")
         self.loss_kind, self.gp_weight, self.l2 = loss, float(gp_weight), float(l2)
         self.l2_generator = bool(l2_generator)
-        self._step = 0
 
     # ---- hooks each family provides
     def real_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -115,7 +114,6 @@ class GANBase(TunesmithModel):
         real = self.real_input(batch)
         n = real.shape[0]
         if mode == "critic":
-            self._step = step
             with torch.no_grad():
                 fake = self.fake(n, real=real)
             d_real, d_fake = self.critic_score(real), self.critic_score(fake)
@@ -140,7 +138,6 @@ class GANBase(TunesmithModel):
             out["loss"] = loss
             return out
         if mode == "generator":
-            self._step = step + 1
             fake = self.fake(n, real=real)
             d_fake = self.critic_score(fake)
             if self.loss_kind == "bce":
@@ -165,8 +162,8 @@ class GANBase(TunesmithModel):
         return self.to_scores(x, codec, tempo=tempo)
 
     @torch.no_grad()
-    def on_checkpoint(self, train_data, run_dir) -> None:
-        run_dir = Path(run_dir)
+    def on_checkpoint(self, ctx) -> None:
+        run_dir, step = Path(ctx.run_dir), ctx.step
         g = torch.Generator(device=self.device)
         g.manual_seed(1234)  # the same noise at every checkpoint
         x = self.fake(self.n_fixed, generator=g)
@@ -177,12 +174,10 @@ class GANBase(TunesmithModel):
             w = csv.writer(f)
             if new:
                 w.writerow(["step", "distinct", "pairwise"])
-            w.writerow([self._step, f"{dist:.4f}", f"{pair:.4f}"])
-        codec = getattr(train_data, "codec", None)
-        if codec is None:
-            return
+            w.writerow([step, f"{dist:.4f}", f"{pair:.4f}"])
+        codec = ctx.codec
         from .plotting import save_roll_grid
 
         scores = self.to_scores(x[:8], codec)
-        save_roll_grid(scores, run_dir / "samples" / f"step_{self._step:06d}.png", cols=4,
-                       title=f"{self.registry_name} step {self._step}: distinct {dist:.2f}, pairwise {pair:.2f}")
+        save_roll_grid(scores, run_dir / "samples" / f"step_{step:06d}.png", cols=4,
+                       title=f"{self.registry_name} step {step}: distinct {dist:.2f}, pairwise {pair:.2f}")

@@ -297,7 +297,8 @@ class MelodyVAE(TunesmithModel):
                           "scale": round(scale, 5), "mean": round(float(a.mean()), 4)}
         return info
 
-    def on_checkpoint(self, train_data, run_dir) -> None:
+    def on_checkpoint(self, ctx) -> None:
+        train_data, run_dir = ctx.data, ctx.run_dir
         codes, ids = self.encode_items(train_data, self.slider_items)
         info = self.fit_sliders(codes)
         if hasattr(train_data, "pitch_table"):  # PhraseData carries the symbol table the attributes need

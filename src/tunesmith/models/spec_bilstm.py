@@ -46,8 +46,8 @@ class SpecBiLSTM(TunesmithModel):
         y = fr[:, -1]
         return {"loss": F.mse_loss(pred, y), "mae": (pred - y).abs().mean()}
 
-    def on_checkpoint(self, train_data, run_dir) -> None:
-        frames = getattr(train_data, "frames", None)
+    def on_checkpoint(self, ctx) -> None:
+        frames = getattr(ctx.data, "frames", None)
         if frames is None:
             return
         idx = torch.linspace(0, len(frames) - 1, len(self.primers)).long()

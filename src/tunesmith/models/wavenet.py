@@ -108,8 +108,8 @@ class WaveNetAE(TunesmithModel):
         y = self.decode(self.encode(x), x.shape[-1]).float()
         return {"loss": F.l1_loss(y, x), "mse": F.mse_loss(y, x)}
 
-    def on_checkpoint(self, train_data, run_dir) -> None:
-        tensors = getattr(train_data, "tensors", {})
+    def on_checkpoint(self, ctx) -> None:
+        tensors = getattr(ctx.data, "tensors", {})
         if "audio" not in tensors:
             return
         a = tensors["audio"]

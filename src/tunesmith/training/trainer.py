@@ -21,6 +21,7 @@ from ..config import Config, load_config, save_json
 from ..data.base import build_data
 from ..errors import TunesmithError
 from ..models import build_model
+from ..models.base import CheckpointContext
 from .checkpoint import (adopt_orphans, checkpoint_dir, checkpoint_exists, load_trainer_state, load_weights,
                          write_checkpoint)
 from .logger import MetricsLogger, plot_losses
@@ -373,7 +374,7 @@ class Trainer:
         if self.dd.main:
             model = self.model
             model.eval()
-            model.on_checkpoint(self.bundle.train, self.out)
+            model.on_checkpoint(CheckpointContext(self.bundle.train, self.bundle.codec, self.step, self.out))
             model.train()
             state = {"optimizers": {k: o.state_dict() for k, o in self.objective.optimizers.items()},
                      "schedulers": {k: sch.state_dict() for k, sch in self.scheds.items()}, "step": self.step,
