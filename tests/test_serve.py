@@ -108,6 +108,17 @@ def test_models_listed_with_their_controls(client):
     assert set(models) == {"vae", "lstm"}
     assert models["vae"]["kind"] == "vae" and models["vae"]["sliders"] == 6 and models["vae"]["beats"] == 16.0
     assert models["lstm"]["kind"] == "lstm" and models["lstm"]["primer"] == "67 _ 67 _"
+    # the declared controls (models/controls.py), the same list `tunesmith sample RUN --help-model` prints
+    from tunesmith.models.controls import controls
+
+    for name in ("vae", "lstm"):
+        listed = {c["name"]: c for c in models[name]["controls"]}
+        assert listed and all(c["meaning"] is not None and c["type"] for c in listed.values())
+        assert list(listed) == [c.name for c in controls(client.app.state.entries[name].model)]
+    lstm = {c["name"]: c for c in models["lstm"]["controls"]}
+    assert {"primer", "temperature", "top_k", "steps"} <= set(lstm)
+    assert lstm["primer"]["default"] == "67 _ 67 _" and "softmax" in lstm["temperature"]["meaning"]
+    assert "sliders" in {c["name"] for c in models["vae"]["controls"]}
 
 
 def test_vae_sliders_decide_the_piece(client):

@@ -3,7 +3,7 @@
 * The page (``static/``, shipped in the package) works offline: no CDN, all JavaScript is our own; audio
   is synthesised in the browser with the WebAudio API from the notes the API returns.
 * The JSON API (documented at ``/docs``, schema at ``/openapi.json``):
-  ``GET /api/models``; ``POST /api/generate`` (notes of a new piece: VAE sliders / condition, LSTM
+  ``GET /api/models`` (each model with its declared sampling ``controls``, models/controls.py); ``POST /api/generate`` (notes of a new piece: VAE sliders / condition, LSTM
   primer / temperature / steps, or plain sampling); ``POST /api/midi`` and ``POST /api/wav`` (the notes the
   page is showing, as a file to download).
 * Safety: binds 127.0.0.1 unless told otherwise; every field is validated by its schema (slider count and
@@ -74,6 +74,16 @@ def _kind(model) -> tuple[str, dict]:
     return "generic", opts
 
 
+def _controls(model, sample: dict) -> list[dict]:
+    """The model's declared sampling controls (models/controls.py), with the run's [sample] defaults."""
+    from ..models.controls import controls
+
+    def plain(v):
+        return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+    return [{"name": c.name, "type": c.type, "default": plain(sample.get(c.name, c.default)), "range": c.range,
+             "meaning": c.meaning} for c in controls(model)]
+
+
 def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
     from ..training.checkpoint import load_run
     from ..zoo import is_zoo
@@ -100,6 +110,7 @@ def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
             opts["threshold"] = float(codec.threshold)
             opts["output"] = getattr(model, "output", "sigmoid")
         opts["tempo"] = float(sample.get("tempo", getattr(codec, "tempo", 120.0)) or 120.0)
+        opts["controls"] = _controls(model, sample)
         opts.update(_describe(r, cfg, meta, opts["family"], kind))
         if kind == "lstm" and hasattr(codec, "vocab") and hasattr(codec, "step"):
             pitches = [int(s) for s in codec.vocab if str(s).isdigit()]
