@@ -212,14 +212,6 @@ class MelodyTransformer(TunesmithModel):
         self.train(was_training)
         return MelodyLSTM._melodies(self, primer_ids, torch.stack(gen, 1))
 
-    @torch.no_grad()
-    def generate(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
-                 top_k: int | None = None, steps: int = 256, tempo: float = 120.0, generator=None,
-                 condition: str | None = None):
-        """``condition`` (``"metre=3/4"``) puts the model's label token before the primer (a model trained
-        with ``data.condition``); an unknown label raises one line listing the valid ones."""
-        labels = codec.condition_symbols(condition) if condition else []
-        if labels:
-            primer = " ".join(labels + ([str(primer)] if primer else []))
-        ids = self.sample_ids(codec, n, primer, temperature, top_k, steps, generator)
-        return [codec.decode(r, tempo=tempo) for r in ids]
+    # the LSTM's sampling front end (conditioning labels before the primer, decoding) over this model's
+    # sample_ids: the same controls, the same code
+    generate = MelodyLSTM.generate
