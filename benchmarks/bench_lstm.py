@@ -44,31 +44,40 @@ def paper_model(device: str):
     return cfg, bundle, dev, build_model("melody_lstm", bundle.codec.model_info(), hidden=256, dropout=0.2).to(dev)
 
 
-def bench_training(steps: int, device: str) -> dict:
-    from tunesmith.training import train
+def bare_steps_per_s(model, batches: list[dict], dev, steps: int, warmup: int, precision: str = "fp32") -> float:
+    """A bare PyTorch loop (plain Adam, the model's loss, batches moved to the device each step, optional
+    bf16 autocast): steps per second after ``warmup`` steps."""
+    import contextlib
 
-    # bare loop: same model, same batch size, same data, plain Adam
-    cfg, bundle, dev, model = paper_model(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    perm = torch.randperm(len(bundle.train))
-    bs = cfg.train.batch_size
-    batches = [bundle.train.batch(perm[i * bs:(i + 1) * bs]) for i in range(len(perm) // bs)]
     model.train()
 
-    def bare(n):
+    def run(n):
         for i in range(n):
             b = {k: v.to(dev) for k, v in batches[i % len(batches)].items()}
-            loss = model(b)["loss"]
+            with torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext():
+                loss = model(b)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    bare(10)  # warm-up
+    run(warmup)
     t = time.perf_counter()
-    bare(steps)
-    bare_sps = steps / (time.perf_counter() - t)
+    run(steps)
+    return steps / (time.perf_counter() - t)
+
+
+def bench_training(steps: int, device: str) -> dict:
+    from tunesmith.training import train
+
+    # bare loop: same model, same batch size, same data, plain Adam
+    cfg, bundle, dev, model = paper_model(device)
+    perm = torch.randperm(len(bundle.train))
+    bs = cfg.train.batch_size
+    batches = [bundle.train.batch(perm[i * bs:(i + 1) * bs]) for i in range(len(perm) // bs)]
+    bare_sps = bare_steps_per_s(model, batches, dev, steps, warmup=10)
     with tempfile.TemporaryDirectory() as d:
         s = train(CONFIG, Path(d) / "run", device=device, max_steps=steps, progress=False)
     return {"bare_steps_per_s": bare_sps, "trainer_steps_per_s": s["steps_per_second"],
@@ -78,31 +87,11 @@ def bench_training(steps: int, device: str) -> dict:
 def bench_throughput(device: str, batch: int, precision: str, steps: int) -> dict:
     """Training tokens/s of the paper model (bare loop) at a batch size and precision."""
     cfg, bundle, dev, model = paper_model(device)
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     idx = torch.randint(0, len(bundle.train), (batch,))
-    b = {k: v.to(dev) for k, v in bundle.train.batch(idx).items()}
-    import contextlib
-
-    ctx = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
-
-    def run(n):
-        for _ in range(n):
-            with ctx():
-                loss = model(b)["loss"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    run(3)
-    t = time.perf_counter()
-    run(steps)
-    dt = time.perf_counter() - t
-    tokens = batch * cfg.data["seq_len"] * steps
-    return {"batch": batch, "precision": precision, "steps": steps, "tokens_per_s": tokens / dt,
-            "steps_per_s": steps / dt}
+    b = {k: v.to(dev) for k, v in bundle.train.batch(idx).items()}   # already on the device: pure compute
+    sps = bare_steps_per_s(model, [b], dev, steps, warmup=3, precision=precision)
+    return {"batch": batch, "precision": precision, "steps": steps,
+            "tokens_per_s": batch * cfg.data["seq_len"] * sps, "steps_per_s": sps}
 
 
 def bench_paper(device: str) -> dict:

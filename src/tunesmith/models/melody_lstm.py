@@ -15,6 +15,19 @@ from ..errors import TunesmithError
 from .base import TunesmithModel, register_model
 
 
+def next_token_loss(logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor, delimiter_id: int,
+                    mask_delimiter_runs: bool) -> dict[str, torch.Tensor]:
+    """Cross-entropy and accuracy of every next-step prediction (the LSTM's and the Transformer's).
+    Inside a run of delimiters the next delimiter is certain: with ``mask_delimiter_runs`` it is not counted."""
+    y = y.clone()
+    if mask_delimiter_runs:
+        y[(x == delimiter_id) & (y == delimiter_id)] = -100
+    valid = y != -100
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-100)
+    acc = ((logits.argmax(-1) == y) & valid).sum() / valid.sum().clamp(min=1)
+    return {"loss": loss, "acc": acc}
+
+
 GRAPH_CHUNK = 32  # tokens per CUDA-graph replay when sampling on a GPU
 
 
@@ -54,13 +67,7 @@ class MelodyLSTM(TunesmithModel):
             acc = (logits.argmax(-1) == y).float().mean()
             return {"loss": loss, "acc": acc}
         logits, _ = self.logits(x)
-        y = y.clone()
-        if self.mask_delimiter_runs:  # inside a run of '/' the next '/' is certain: do not count it
-            y[(x == self.delimiter_id) & (y == self.delimiter_id)] = -100
-        valid = y != -100
-        loss = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=-100)
-        acc = ((logits.argmax(-1) == y) & valid).sum() / valid.sum().clamp(min=1)
-        return {"loss": loss, "acc": acc}
+        return next_token_loss(logits, x, y, self.delimiter_id, self.mask_delimiter_runs)
 
     # ----------------------------------------------------------------- sampling
     @staticmethod

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import TunesmithError
 from .base import TunesmithModel, register_model
-from .melody_lstm import MelodyLSTM
+from .melody_lstm import MelodyLSTM, next_token_loss
 
 
 def skew(qe: torch.Tensor) -> torch.Tensor:
@@ -140,14 +140,8 @@ class MelodyTransformer(TunesmithModel):
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
         tokens = batch["tokens"]
-        x, y = tokens[:, :-1], tokens[:, 1:].clone()
-        logits = self.logits(x)
-        if self.mask_delimiter_runs:  # inside a run of '/' the next '/' is certain: do not count it
-            y[(x == self.delimiter_id) & (y == self.delimiter_id)] = -100
-        valid = y != -100
-        loss = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), y.reshape(-1), ignore_index=-100)
-        acc = ((logits.argmax(-1) == y) & valid).sum() / valid.sum().clamp(min=1)
-        return {"loss": loss, "acc": acc}
+        x, y = tokens[:, :-1], tokens[:, 1:]
+        return next_token_loss(self.logits(x), x, y, self.delimiter_id, self.mask_delimiter_runs)
 
     @torch.no_grad()
     def log_probs(self, ids: torch.Tensor) -> torch.Tensor:
