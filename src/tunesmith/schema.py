@@ -146,9 +146,7 @@ def check_against(fn: Callable, values: dict, section: str, source: str, skip: t
         if allowed is not None and not _type_ok(v, allowed):
             want = " or ".join(dict.fromkeys(_WORDS[a] for a in sorted(allowed) if a != "None"))
             raise TunesmithError(f"{source}: [{section}] {k} must be {want}, got {_show(v)}")
-        if _is_num(v) or isinstance(v, bool) or not isinstance(v, (int, float)):
-            pass
-        else:
+        if isinstance(v, float) and not math.isfinite(v):
             raise TunesmithError(f"{source}: [{section}] {k} must be a finite number, got {_show(v)}")
 
 
