@@ -36,7 +36,7 @@ from tunesmith.serve.app import score_to_json  # noqa: E402
 
 def seed_model():
     codec = PianoRollCodec(low=48, pitches=35, bars=16, steps_per_bar=96)
-    model = build_model("vae", codec.model_info(), latent=100, hidden=1600, bar_hidden=2000, bar_code=200,
+    model = build_model("vae", codec.model_info(), latent_dim=100, hidden=1600, bar_hidden=2000, bar_code=200,
                         n_sliders=20, output="sigmoid").eval()
     with torch.no_grad():  # a realistic output: 8 eighth notes per bar (128 notes), whatever the slider values
         bias = torch.full((96, 35), -8.0)

@@ -20,7 +20,7 @@ from tunesmith.training.trainer import train
 
 TINY_DATA = dict(encoding="pianoroll", dataset="essen-small", pitches=24, bars=2, steps_per_bar=16,
                  augment=[-1, 0, 1], val_fraction=0.2)
-TINY_MODEL = dict(latent=8, hidden=64, bar_hidden=64, bar_code=16, n_sliders=4, dropout=0.0)
+TINY_MODEL = dict(latent_dim=8, hidden=64, bar_hidden=64, bar_code=16, n_sliders=4, dropout=0.0)
 
 
 def tiny_config(name="vae", data=None, model=None, **train_kw):
@@ -42,7 +42,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def vae_run(one_thread, tmp_path_factory):
     out = tmp_path_factory.mktemp("vae")
-    cfg = tiny_config("vae", data={"max_songs": 8, "augment": [0], "val_fraction": 0.0}, model={"output": "softmax", "beta": 0.1},
+    cfg = tiny_config("vae", data={"max_pieces": 8, "augment": [0], "val_fraction": 0.0}, model={"output": "softmax", "beta": 0.1},
                       batch_size=8, lr=3e-3)
     summary = train(cfg, out, device="cpu", max_steps=300, progress=False)
     return out, summary

@@ -41,7 +41,7 @@ def server(tmp_path_factory):
     from tunesmith.serve.app import create_app
 
     # 20 sliders, as the seed's app has: the grid must fit a 420 px screen
-    runs = make_runs(tmp_path_factory.mktemp("browser_runs"), vae_steps=60, vae_model={"latent": 20, "n_sliders": 20})
+    runs = make_runs(tmp_path_factory.mktemp("browser_runs"), vae_steps=60, vae_model={"latent_dim": 20, "n_sliders": 20})
     with LiveServer(create_app([runs["vae"], runs["lstm"]])) as srv:
         yield srv
 

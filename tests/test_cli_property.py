@@ -138,7 +138,7 @@ def test_sample_flags_keep_the_contract(tiny_run, protected, capsys, case):
 # ------------------------------------------------------------------------------------------ configs
 BASE = tomllib.loads(textwrap.dedent(TINY_LSTM))
 SECTIONS = ["data", "model", "train", "sample"]
-EXTRA_KEYS = {"data": ["dataset", "encoding", "durations", "transpose", "max_songs"],
+EXTRA_KEYS = {"data": ["dataset", "encoding", "durations", "transpose", "max_pieces"],
               "model": ["name", "layers", "embed_dim", "hidden"],
               "train": ["optimizer", "grad_clip", "lr_decay", "precision", "betas", "n_critic"],
               "sample": ["temperature", "top_k", "steps", "tempo", "num", "primer", "bogus"]}
@@ -189,7 +189,7 @@ def config_mutations(draw):
         if op == "delete" and table:
             table.pop(draw(st.sampled_from(sorted(table))))
         elif op == "unknown":
-            table[draw(st.sampled_from(["lerning_rate", "n_vocab", "latent", "x"]))] = draw(values())
+            table[draw(st.sampled_from(["lerning_rate", "n_vocabs", "latnt", "x"]))] = draw(values())
         else:
             key = draw(st.sampled_from(keys))
             old = table.get(key)

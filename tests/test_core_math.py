@@ -187,13 +187,13 @@ def test_vae_kl_is_kl_of_posterior_from_prior():
 
     mu = torch.tensor([[1.0, 0.0]])
     logvar = torch.log(torch.tensor([[4.0, 0.25]]))
-    vae = build_model("vae", {"pitches": 4, "bars": 1, "steps_per_bar": 4}, latent=2, hidden=8, bar_hidden=8,
+    vae = build_model("vae", {"pitches": 4, "bars": 1, "steps_per_bar": 4}, latent_dim=2, hidden=8, bar_hidden=8,
                       bar_code=4, n_sliders=2).eval()
     vae.encode = lambda roll, label=None: (mu, logvar)
     out = vae({"roll": torch.zeros(1, 4, 4)}, mode="loss")
     assert float(out["kl"]) == pytest.approx(1.625, rel=1e-6)
     mvae = build_model("melody_vae", {"vocab_size": 5}, phrase_len=4, steps_per_bar=4, embed_dim=4, enc_hidden=8,
-                       dec_hidden=8, latent=2, free_bits=0.0, n_sliders=2).eval()
+                       dec_hidden=8, latent_dim=2, free_bits=0.0, n_sliders=2).eval()
     mvae.encode = lambda ids: (mu, logvar)
     out = mvae({"tokens": torch.zeros(1, 4, dtype=torch.long)}, mode="loss")
     assert float(out["kl"]) == pytest.approx(1.625, rel=1e-6)

@@ -23,13 +23,13 @@ from tunesmith.training.objectives import make_objective
 torch.set_num_threads(1)
 
 TINY = {
-    "gan_dense": ({"n_vocab": 20, "seq_len": 100}, dict(latent_dim=16, gen_hidden=[8, 8, 8], disc_hidden=8,
+    "gan_dense": ({"vocab_size": 20, "seq_len": 100}, dict(latent_dim=16, gen_hidden=[8, 8, 8], disc_hidden=8,
                                                         disc_dense=[8, 8, 8])),
-    "lstm_gan": ({"seq_len": 100}, dict(noise_dim=4, hidden=8)),
+    "lstm_gan": ({"seq_len": 100}, dict(latent_dim=4, hidden=8)),
     "patchgan": ({"seq_len": 64, "vocab_size": 89}, dict(embed_dim=8, hidden=8, disc_channels=[8, 8])),
     "chorale_wgan": ({"seq_len": 32, "n_tracks": 4}, dict(latent_channels=8, gen_widths=[4, 4, 4],
                                                           critic_widths=[4, 4, 4, 4])),
-    "gan_onehot": ({"n_vocab": 20, "seq_len": 100}, dict(latent_dim=8, channels=8)),
+    "gan_onehot": ({"vocab_size": 20, "seq_len": 100}, dict(latent_dim=8, channels=8)),
 }
 EXPECTED = {"gan_dense": (3, 100), "lstm_gan": (3, 100, 3), "patchgan": (3, 64, 89),
             "chorale_wgan": (3, 4, 32, 128), "gan_onehot": (3, 100, 20)}

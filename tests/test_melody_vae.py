@@ -27,10 +27,10 @@ name = "melody_vae"
 embed_dim = 8
 enc_hidden = 32
 dec_hidden = 48
-latent = 8
+latent_dim = 8
 n_sliders = 4
 free_bits = 4.0
-kl_anneal_steps = 20
+kl_warmup_steps = 20
 slider_items = 256
 [train]
 max_steps = 40
@@ -102,8 +102,8 @@ def test_onset_f1_counts_match_pitch_and_step():
 def test_model_learns_a_batch_and_decodes_phrases(decoder, pool):
     torch.manual_seed(0)
     c = codec(8)
-    m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent=4,
-                  decoder=decoder, conductor_hidden=16, free_bits=0.0, beta=0.01, kl_anneal_steps=0, n_sliders=3,
+    m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent_dim=4,
+                  decoder=decoder, conductor_hidden=16, free_bits=0.0, beta=0.01, kl_warmup_steps=0, n_sliders=3,
                   encoder_pool=pool, init_logvar=-4.0)
     batch = {"tokens": torch.tensor([c.encode(s.split()) for s in
                                      ("60 _ 62 _ 64 _ 65 _", "72 _ _ _ 71 _ 69 _", "64 r 64 r 67 _ _ _")])}
@@ -128,7 +128,7 @@ def test_model_learns_a_batch_and_decodes_phrases(decoder, pool):
 def test_sliders_attributes_and_interpolation_endpoints():
     torch.manual_seed(0)
     c = codec(8)
-    m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent=6,
+    m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent_dim=6,
                   n_sliders=3).eval()
     codes = np.random.default_rng(0).normal(size=(200, 6))
     attrs = np.stack([codes[:, 0], -codes[:, 1], codes[:, 2], codes[:, 3], codes[:, 4]], 1)
@@ -191,7 +191,7 @@ def test_zoo_export_is_float16_and_loads(vae_run, tmp_path):
     assert w["head.weight"].dtype == torch.float16 and w["slider_dims"].dtype == torch.int64
     m, c, _, _ = load_run(out)
     m32, _, _, _ = load_run(vae_run)
-    z = torch.zeros(2, m.latent)
+    z = torch.zeros(2, m.latent_dim)
     assert torch.equal(m.decode_ids(z), m32.decode_ids(z))   # half precision decodes the same phrases here
     assert json.loads((out / "card.json").read_text())["figures"] == {"onset_f1": 0.5}
     with pytest.raises(Exception, match="lacks"):

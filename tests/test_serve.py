@@ -22,7 +22,7 @@ from tunesmith.training.trainer import train
 VAE_CFG = dict(
     data=dict(encoding="pianoroll", dataset="essen-small", pitches=24, bars=4, steps_per_bar=16, augment=[0, 1],
               val_fraction=0.0),
-    model=dict(name="vae", latent=8, hidden=64, bar_hidden=64, bar_code=16, n_sliders=6, dropout=0.0,
+    model=dict(name="vae", latent_dim=8, hidden=64, bar_hidden=64, bar_code=16, n_sliders=6, dropout=0.0,
                output="softmax", beta=0.1))
 LSTM_CFG = dict(
     data=dict(encoding="timestep", dataset="essen-small", seq_len=16, val_fraction=0.1),

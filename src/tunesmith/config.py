@@ -61,8 +61,13 @@ class Config:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "config") -> "Config":
+    def from_dict(cls, d: dict[str, Any], source: str = "config", warn_old_names: bool = False) -> "Config":
+        """``warn_old_names``: a config file a user edits (a warning per old key name, ``schema.KEY_ALIASES``);
+        saved runs keep their old names silently."""
         d = copy.deepcopy(d)
+        from .schema import apply_aliases
+
+        apply_aliases(d, source, warn=warn_old_names)
         unknown = set(d) - TOP_KEYS
         if unknown:
             raise TunesmithError(f"{source}: unknown config key {sorted(unknown)[0]!r}; valid top-level keys: "
@@ -100,7 +105,7 @@ def load_config(path: str | Path) -> Config:
             d = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise TunesmithError(f"{path} is not valid TOML: {e}") from None
-    cfg = Config.from_dict(d, source=str(path))
+    cfg = Config.from_dict(d, source=str(path), warn_old_names=True)
     from .schema import validate
 
     validate(cfg, str(path))     # every section typed, before any work starts

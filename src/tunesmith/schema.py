@@ -7,6 +7,8 @@
 * ``[sample]`` is typed by the model's ``generate`` signature (plus ``num``): an unknown ``[sample]`` key
   used to train fine and leave a run that could never be sampled.
 * Sizes that cannot fit are refused up front with an estimate of the memory they need.
+* Old key names (``KEY_ALIASES``) are renamed before any check: silently for saved runs, with a warning
+  for config files.
 
 Every message reads ``<file>: [section] key must be ..., got <value>``.
 """
@@ -18,6 +20,40 @@ import os
 from typing import Any, Callable
 
 from .errors import TunesmithError
+
+# ---------------------------------------------------------------------------------- old key names
+# One name per concept across families. Old names keep working: a saved run (checkpoint/config.json, the
+# shipped zoo models) loads with them silently; a config TOML that uses one loads with a one-line warning
+# ("warning: FILE: [model] kl_anneal_steps is now kl_warmup_steps; rename it"). Both names at once is an error.
+KEY_ALIASES: dict[str, dict[str, str]] = {   # section -> {old name: name}
+    "data": {"max_songs": "max_pieces"},
+    "model": {"n_vocab": "vocab_size", "noise_dim": "latent_dim", "latent": "latent_dim",
+              "kl_anneal_steps": "kl_warmup_steps", "kl_warmup": "kl_warmup_steps"},
+}
+
+
+def apply_aliases(d: dict, source: str, warn: bool = True) -> dict:
+    """Rename old keys of the raw config dict ``d`` (sections as tables) to their current names, in place.
+
+    ``warn``: emit one ``FutureWarning`` per old key (config files a user edits); saved runs pass False."""
+    import warnings
+
+    for section, table in KEY_ALIASES.items():
+        sec = d.get(section)
+        if not isinstance(sec, dict):
+            continue
+        for old, new in table.items():
+            if old not in sec:
+                continue
+            if new in sec:
+                raise TunesmithError(f"{source}: [{section}] has both {old} and {new} (the same setting; "
+                                     f"{old} is the old name): keep only {new}")
+            sec[new] = sec.pop(old)
+            if warn:
+                warnings.warn(f"{source}: [{section}] {old} is now {new}; rename it (the old name still works)",
+                              FutureWarning, stacklevel=3)
+    return d
+
 
 # (kind, lower bound, lower inclusive, upper bound) -- kind: "int", "num", "bool", "str", "pair"
 TRAIN_RULES: dict[str, tuple] = {
@@ -208,7 +244,7 @@ def check_memory(cfg, source: str) -> None:
                              f"{have / 2**30:,.0f} GiB: lower data.seq_len, train.batch_size or the model size")
 
 
-SIZE_KEYS = {"seq_len", "hidden", "hidden_size", "layers", "num_layers", "n_layers", "d_model", "latent",
+SIZE_KEYS = {"seq_len", "hidden", "hidden_size", "layers", "num_layers", "n_layers", "d_model",
              "latent_dim", "n_heads", "heads", "phrase_len", "bars", "steps_per_bar", "enc_hidden", "dec_hidden",
              "dec_layers"}
 

@@ -48,7 +48,7 @@ class GanNotesCodec(Codec):
         return cls(state["pitches"], state["seq_len"], state["note_duration"], state.get("fallback_pitch", 72))
 
     def model_info(self) -> dict[str, Any]:
-        return {"n_vocab": len(self.pitches), "seq_len": self.seq_len}
+        return {"vocab_size": len(self.pitches), "seq_len": self.seq_len}
 
     def encode(self, pitches) -> list[int]:
         bad = [p for p in pitches if int(p) not in self.index]
@@ -66,8 +66,8 @@ class GanNotesCodec(Codec):
 @register_encoding("gan_notes")
 def build_gan_notes(dataset: str = "essen-erk", seq_len: int = 100, stride: int = 1, note_duration: float = 0.5,
                     durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,
-                    split_seed: int = 0, max_songs: int | None = None) -> DataBundle:
-    train, val = prepared_songs(dataset, durations, 0.25, transpose, val_fraction, split_seed, max_songs)
+                    split_seed: int = 0, max_pieces: int | None = None) -> DataBundle:
+    train, val = prepared_songs(dataset, durations, 0.25, transpose, val_fraction, split_seed, max_pieces)
     pitches = sorted({p for sc in train + val for p in song_pitches(sc)})
     codec = GanNotesCodec(pitches, seq_len, note_duration)
     stream = torch.tensor([i for sc in train for i in codec.encode(song_pitches(sc))], dtype=torch.long)

@@ -185,7 +185,7 @@ def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride
 def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_bar: int = 16, step: float = 0.25,
                          stride: int | None = None, durations: list[float] = SEED_DURATIONS,
                          transpose: bool = True, augment: list[int] = (0,), val_fraction: float = 0.1,
-                         split_seed: int = 0, min_notes: int = 2, max_songs: int | None = None,
+                         split_seed: int = 0, min_notes: int = 2, max_pieces: int | None = None,
                          source: str | None = None) -> DataBundle:
     """Phrases of ``bars`` x ``steps_per_bar`` symbols from the songs the LSTM trains on (same filter,
     transposition, split by song and vocabulary). Validation phrases are consecutive (no overlap), without
@@ -197,8 +197,8 @@ def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_ba
     if stride < 1:
         raise TunesmithError("data.stride must be >= 1 step")
     scores = load_corpus(source or dataset)
-    if max_songs:
-        scores = scores[:max_songs]
+    if max_pieces:
+        scores = scores[:max_pieces]
     kept, reasons = encode_corpus(scores, step, durations, transpose)
     train, val = split_by_piece(kept, val_fraction, split_seed)
     codec = PhraseCodec(TimeStepCodec.from_corpus([s for _, s in kept], step, length).vocab, step, length,

@@ -251,7 +251,7 @@ def pieces_to_rolls(scores: list[Score], codec: PianoRollCodec, margin: int, fil
 def build_pianoroll(dataset: str = "essen-erk", pitches: int = 35, bars: int = 16, steps_per_bar: int = 96,
                     augment: list[int] = (0,), transpose: bool = True, fill: str = "loop", min_bars: int = 4,
                     condition: str | None = None, min_label_fraction: float = 0.05, val_fraction: float = 0.05,
-                    split_seed: int = 0, max_songs: int | None = None, threshold: float = 0.5,
+                    split_seed: int = 0, max_pieces: int | None = None, threshold: float = 0.5,
                     tempo: float = 120.0) -> DataBundle:
     """Seed 001's piano rolls (see the module docstring). ``augment`` lists transpositions in semitones
     applied to training pieces (the seed doubled its data this way)."""
@@ -260,8 +260,8 @@ def build_pianoroll(dataset: str = "essen-erk", pitches: int = 35, bars: int = 1
     if not 1 <= pitches <= 128 or bars < 1 or steps_per_bar < 4:
         raise TunesmithError("data.pitches must be 1..128, data.bars >= 1, data.steps_per_bar >= 4")
     scores = [s.pitched() for s in load_corpus(dataset)]
-    if max_songs:
-        scores = scores[:max_songs]
+    if max_pieces:
+        scores = scores[:max_pieces]
     scores = [s for s in scores if len(s)]
     if not scores:
         raise TunesmithError(f"dataset {dataset!r} has no pitched notes")

@@ -98,11 +98,11 @@ class ChordCodec(Codec):
 
 @register_encoding("seq2seq")
 def build_seq2seq(dataset: str = "essen-erk", seq_len: int = 100, step: float = 0.25, transpose: bool = True,
-                  val_fraction: float = 0.2, split_seed: int = 0, max_songs: int | None = None,
+                  val_fraction: float = 0.2, split_seed: int = 0, max_pieces: int | None = None,
                   min_count: int = 1) -> DataBundle:
     """Windows of 2 x seq_len symbols (input, continuation) every seq_len symbols; songs joined by rests.
     Chords seen fewer than ``min_count`` times are reduced to their top note."""
-    scores = load_corpus(dataset)[:max_songs] if max_songs else load_corpus(dataset)
+    scores = load_corpus(dataset)[:max_pieces] if max_pieces else load_corpus(dataset)
     if transpose:
         scores = [s.transpose(transposition_to_c_or_a(s.estimate_key())) for s in scores]
     songs = [encode_chords(s, step) for s in scores]

@@ -235,12 +235,12 @@ def _stream(songs: list[list[str]], codec: TimeStepCodec, delim_len: int) -> tor
 
 def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: float = 0.25,
                    transpose: bool = True, val_fraction: float = 0.1, split_seed: int = 0,
-                   max_songs: int | None = None, verbose: bool = True) -> tuple[list[Score], list[Score]]:
+                   max_pieces: int | None = None, verbose: bool = True) -> tuple[list[Score], list[Score]]:
     """The (train, validation) melodies exactly as the ``timestep`` encoding splits them (filtered,
     transposed): evaluation uses the validation half as the held-out reference."""
     scores = load_corpus(dataset)
-    if max_songs:
-        scores = scores[:max_songs]
+    if max_pieces:
+        scores = scores[:max_pieces]
     kept, _ = encode_corpus(scores, step, durations, transpose, verbose)
     train, val = split_by_piece([sc for sc, _ in kept], val_fraction, split_seed)
     return train, val
@@ -250,7 +250,7 @@ def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: f
 def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 0.25,
                    durations: list[float] = SEED_DURATIONS, transpose: bool = True, val_fraction: float = 0.1,
                    split_seed: int = 0, target: str = "all", delimiter_length: int | None = None,
-                   max_songs: int | None = None, source: str | None = None, condition=None) -> DataBundle:
+                   max_pieces: int | None = None, source: str | None = None, condition=None) -> DataBundle:
     """Seed 000's data (``source``, a folder of the user's own files, replaces ``dataset`` when given). ``target="all"`` trains every position of non-overlapping windows (teacher forcing);
     ``target="last"`` is the seed's way: a window at every position, only its last token predicted.
     ``condition = ["metre"]`` puts each song's label token (``<metre=3/4>``) after the delimiters before it, and
@@ -261,8 +261,8 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
     condition = check_condition(condition)
     dataset = source or dataset
     scores = load_corpus(dataset)
-    if max_songs:
-        scores = scores[:max_songs]
+    if max_pieces:
+        scores = scores[:max_pieces]
     kept, reasons = encode_corpus(scores, step, durations, transpose)
     if condition:
         kept = [(sc, song_labels(sc, condition) + syms) for sc, syms in kept]

@@ -69,18 +69,18 @@ class Tokens88Codec(Codec):
 @register_encoding("tokens88")
 def build_tokens88(dataset: str = "essen-erk", maestro_dir: str | None = None, seq_len: int = 64,
                    stride: int = 32, note_duration: float = 0.5, transpose: bool = True, val_fraction: float = 0.1,
-                   split_seed: int = 0, max_songs: int | None = None) -> DataBundle:
+                   split_seed: int = 0, max_pieces: int | None = None) -> DataBundle:
     if maestro_dir:
         from .maestro import load_maestro
 
-        sp = load_maestro(maestro_dir, ("train", "validation"), max_songs)
+        sp = load_maestro(maestro_dir, ("train", "validation"), max_pieces)
         train, val = sp["train"], sp["validation"]
         source = f"MAESTRO {maestro_dir}"
     elif dataset.startswith("essen"):
-        train, val = prepared_songs(dataset, SEED_DURATIONS, 0.25, transpose, val_fraction, split_seed, max_songs)
+        train, val = prepared_songs(dataset, SEED_DURATIONS, 0.25, transpose, val_fraction, split_seed, max_pieces)
         source = dataset
     else:
-        scores = load_corpus(dataset)[: max_songs or None]
+        scores = load_corpus(dataset)[: max_pieces or None]
         train, val = split_by_piece(scores, val_fraction, split_seed)
         source = dataset
     rows = [w for sc in train for w in windows(score_tokens(sc), seq_len, stride)]

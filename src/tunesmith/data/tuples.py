@@ -92,11 +92,11 @@ class TupleCodec(Codec):
 def build_tuples(dataset: str = "essen-erk", seq_len: int = 100, stride: int = 25, rest: str = "ioi",
                  durations: list[float] = TUPLE_DURATIONS, filter_durations: list[float] = SEED_DURATIONS,
                  transpose: bool = True, val_fraction: float = 0.1, split_seed: int = 0,
-                 max_songs: int | None = None) -> DataBundle:
+                 max_pieces: int | None = None) -> DataBundle:
     """Windows of ``seq_len`` tuples every ``stride`` tuples over the concatenated training melodies."""
     if rest not in ("ioi", "gap"):
         raise TunesmithError(f"data.rest must be 'ioi' (the seed's onset-to-onset) or 'gap', not {rest!r}")
-    train, val = prepared_songs(dataset, filter_durations, 0.25, transpose, val_fraction, split_seed, max_songs)
+    train, val = prepared_songs(dataset, filter_durations, 0.25, transpose, val_fraction, split_seed, max_pieces)
     stream = np.concatenate([score_to_tuples(sc, durations, rest) for sc in train])
     if len(stream) < seq_len:
         raise TunesmithError(f"only {len(stream)} notes: fewer than one sequence of {seq_len}")

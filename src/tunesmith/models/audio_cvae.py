@@ -6,7 +6,7 @@ reparameterisation trick. Decoder: [z, one-hot condition] -> dense -> reshape ->
 convolutions (ReLU) -> the output activation. The seed's output is a sigmoid; audio in [-1, 1] is then
 modelled as (x + 1) / 2 (``output = "sigmoid"``, the default, faithful); ``output = "tanh"`` models x
 directly. Loss: squared error summed over the clip's samples + ``beta`` x KL (summed over latent
-dimensions), averaged over the batch; ``kl_warmup`` steps ramp beta up linearly.
+dimensions), averaged over the batch; ``kl_warmup_steps`` steps ramp beta up linearly.
 
 ``tunesmith sample RUN --condition brass`` draws z ~ N(0, temperature^2) and decodes it with that family;
 without ``--condition`` the samples cycle through the known families.
@@ -28,13 +28,13 @@ class AudioCVAE(TunesmithModel):
 
     def __init__(self, num_samples: int, num_labels: int, sample_rate: int = 16000, latent_dim: int = 64,
                  channels: list[int] = (16, 32, 64, 128), kernel_size: int = 9, stride: int = 4,
-                 beta: float = 1.0, kl_warmup: int = 0, output: str = "sigmoid"):
+                 beta: float = 1.0, kl_warmup_steps: int = 0, output: str = "sigmoid"):
         super().__init__()
         if output not in ("sigmoid", "tanh"):
             raise TunesmithError(f"model.output must be 'sigmoid' (the seed's) or 'tanh', not {output!r}")
         if num_labels < 1:
             raise TunesmithError("the CVAE needs labelled clips (instrument families or genres)")
-        self.num_labels, self.latent_dim, self.beta, self.kl_warmup = num_labels, latent_dim, beta, kl_warmup
+        self.num_labels, self.latent_dim, self.beta, self.kl_warmup_steps = num_labels, latent_dim, beta, kl_warmup_steps
         self.output, self.num_samples = output, num_samples
         chans = list(channels)
         f = stride ** len(chans)
@@ -86,7 +86,7 @@ class AudioCVAE(TunesmithModel):
         else:
             recon = ((y - x) ** 2).sum(dim=(1, 2)).mean()
         kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
-        beta = self.beta * (min(1.0, step / self.kl_warmup) if self.kl_warmup else 1.0)
+        beta = self.beta * (min(1.0, step / self.kl_warmup_steps) if self.kl_warmup_steps else 1.0)
         return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
     @torch.no_grad()

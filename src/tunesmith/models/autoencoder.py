@@ -5,7 +5,7 @@ per bar (a time-distributed dense layer shared by the 16 bars) ``96*pitches -> b
 bar_code (200)``, then the 16 bar codes flattened ``-> hidden (1600) -> latent (100)``; the decoder mirrors
 it and ends in a sigmoid per roll cell. ReLU, batch normalisation and dropout 0.2 between layers.
 Loss: binary cross-entropy summed over the roll (+ ``beta`` x KL for the VAE, optionally annealed from 0
-over ``kl_anneal_steps``). ``output = "softmax"`` is our alternative for melodies: one categorical choice
+over ``kl_warmup_steps``). ``output = "softmax"`` is our alternative for melodies: one categorical choice
 per time step among the pitches and "silence", so every decoded step is a clear decision instead of 35
 independent coin flips that all stay under 0.5 early in training (see docs/autoencoders.md).
 
@@ -37,9 +37,9 @@ class RollAutoencoder(TunesmithModel):
     conditional = False
 
     def __init__(self, pitches: int, bars: int = 16, steps_per_bar: int = 96, n_labels: int = 0,
-                 latent: int = 100, hidden: int = 1600, bar_hidden: int = 2000, bar_code: int = 200,
+                 latent_dim: int = 100, hidden: int = 1600, bar_hidden: int = 2000, bar_code: int = 200,
                  dropout: float = 0.2, bn_momentum: float = 0.1, batch_norm: bool = True, output: str = "sigmoid",
-                 beta: float = 1.0, kl_anneal_steps: int = 0, n_sliders: int = 20, slider_basis: str = "std",
+                 beta: float = 1.0, kl_warmup_steps: int = 0, n_sliders: int = 20, slider_basis: str = "std",
                  slider_items: int = 2048):
         super().__init__()
         if output not in ("sigmoid", "softmax"):
@@ -49,9 +49,9 @@ class RollAutoencoder(TunesmithModel):
         if self.conditional and n_labels < 2:
             raise TunesmithError("a conditional VAE needs labels: set data.condition (meter, mode or corpus)")
         self.pitches, self.bars, self.steps_per_bar = int(pitches), int(bars), int(steps_per_bar)
-        self.latent, self.output, self.beta, self.kl_anneal_steps = int(latent), output, float(beta), int(kl_anneal_steps)
+        self.latent_dim, self.output, self.beta, self.kl_warmup_steps = int(latent_dim), output, float(beta), int(kl_warmup_steps)
         self.n_labels = int(n_labels) if self.conditional else 0
-        self.n_sliders, self.slider_basis_kind, self.slider_items = min(int(n_sliders), self.latent), slider_basis, int(slider_items)
+        self.n_sliders, self.slider_basis_kind, self.slider_items = min(int(n_sliders), self.latent_dim), slider_basis, int(slider_items)
         bar_in = steps_per_bar * pitches
         bar_out = steps_per_bar * (pitches + 1 if output == "softmax" else pitches)
 
@@ -63,17 +63,17 @@ class RollAutoencoder(TunesmithModel):
                                      nn.ReLU())
         self.enc = nn.Sequential(nn.Linear(bars * bar_code + self.n_labels, hidden), bn(hidden), nn.ReLU(),
                                  nn.Dropout(dropout))
-        self.to_latent = nn.Linear(hidden, latent * (2 if self.variational else 1))
-        self.dec = nn.Sequential(nn.Linear(latent + self.n_labels, hidden), bn(hidden), nn.ReLU(), nn.Dropout(dropout),
+        self.to_latent = nn.Linear(hidden, latent_dim * (2 if self.variational else 1))
+        self.dec = nn.Sequential(nn.Linear(latent_dim + self.n_labels, hidden), bn(hidden), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, bars * bar_code), bn(bars * bar_code), nn.ReLU(),
                                  nn.Dropout(dropout))
         self.dec_bar = nn.Sequential(nn.Linear(bar_code, bar_hidden), nn.ReLU(), nn.Dropout(dropout),
                                      nn.Linear(bar_hidden, bar_out))
         self.bar_code = bar_code
         # slider state, filled by on_checkpoint and saved with the weights
-        self.register_buffer("latent_mean", torch.zeros(latent))
-        self.register_buffer("latent_std", torch.ones(latent))
-        self.register_buffer("slider_basis", torch.eye(latent)[: self.n_sliders].clone())
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
+        self.register_buffer("slider_basis", torch.eye(latent_dim)[: self.n_sliders].clone())
         self.register_buffer("slider_scale", torch.ones(self.n_sliders))
         self.register_buffer("slider_dims", torch.arange(self.n_sliders))
 
@@ -133,8 +133,8 @@ class RollAutoencoder(TunesmithModel):
                                reduction="sum") / len(roll)
 
     def kl_weight(self, step: int) -> float:
-        if self.kl_anneal_steps > 0:
-            return self.beta * min(1.0, step / self.kl_anneal_steps)
+        if self.kl_warmup_steps > 0:
+            return self.beta * min(1.0, step / self.kl_warmup_steps)
         return self.beta
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
@@ -185,7 +185,7 @@ class RollAutoencoder(TunesmithModel):
         k = self.n_sliders
         if self.slider_basis_kind == "std":
             dims = np.argsort(-std, kind="stable")[:k]
-            basis = np.eye(self.latent)[dims]
+            basis = np.eye(self.latent_dim)[dims]
             scale = std[dims]
         else:
             u, s, vt = np.linalg.svd(codes - mean, full_matrices=False)
@@ -194,7 +194,7 @@ class RollAutoencoder(TunesmithModel):
             dims = np.argmax(np.abs(basis), 1)
             if len(basis) < k:  # fewer items than sliders
                 pad = k - len(basis)
-                basis = np.concatenate([basis, np.zeros((pad, self.latent))])
+                basis = np.concatenate([basis, np.zeros((pad, self.latent_dim))])
                 scale = np.concatenate([scale, np.zeros(pad)])
                 dims = np.concatenate([dims, np.zeros(pad, int)])
         dev = self.latent_mean.device
@@ -232,7 +232,7 @@ class RollAutoencoder(TunesmithModel):
 
     # ------------------------------------------------------------------ generation
     def prior(self, n: int, generator=None) -> torch.Tensor:
-        eps = torch.randn(n, self.latent, generator=generator, device=self.device)
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         if self.variational:
             return eps
         return self.latent_mean + eps * self.latent_std  # AE: a Gaussian fitted to the encoded data

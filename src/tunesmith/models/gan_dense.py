@@ -67,17 +67,17 @@ class DenseGAN(GANBase):
     """Seed 000's GAN (``loss="bce"``) and WGAN (``loss="wgan"``, ``noise=0.1``, ``l2=0.1`` with
     ``train.clip_critic``) over ``seq_len`` note indices normalised to [-1, 1] (tanh output)."""
 
-    def __init__(self, n_vocab: int, seq_len: int = 100, latent_dim: int = 1000,
+    def __init__(self, vocab_size: int, seq_len: int = 100, latent_dim: int = 1000,
                  gen_hidden: list[int] = (256, 512, 1024), disc_hidden: int = 512,
                  disc_dense: list[int] = (512, 256, 100), dropout: float = 0.5, noise: float = 0.0,
                  bn_momentum: float = 0.8, loss: str = "bce", gp_weight: float = 10.0, l2: float = 0.0):
         super().__init__(loss=loss, gp_weight=gp_weight, l2=l2)
-        self.n_vocab, self.seq_len, self.latent_dim = int(n_vocab), int(seq_len), int(latent_dim)
+        self.vocab_size, self.seq_len, self.latent_dim = int(vocab_size), int(seq_len), int(latent_dim)
         self.generator = DenseGenerator(self.latent_dim, list(gen_hidden), self.seq_len, noise, bn_momentum)
         self.critic = LSTMDiscriminator(1, disc_hidden, list(disc_dense), dropout, noise)
 
     def normalise(self, idx: torch.Tensor) -> torch.Tensor:
-        half = self.n_vocab / 2
+        half = self.vocab_size / 2
         return (idx.float() - half) / half
 
     def real_input(self, batch):
@@ -92,9 +92,9 @@ class DenseGAN(GANBase):
 
     def discrete(self, x):
         """The seed's read-back: int(x * V/2 + V/2); indices outside [0, V) become -1 (seed: 'C5')."""
-        half = self.n_vocab / 2
+        half = self.vocab_size / 2
         idx = torch.trunc(x * half + half).long()
-        return torch.where((idx >= 0) & (idx < self.n_vocab), idx, torch.full_like(idx, -1))
+        return torch.where((idx >= 0) & (idx < self.vocab_size), idx, torch.full_like(idx, -1))
 
     def to_scores(self, x, codec, tempo: float = 120.0, **opts):
         return [codec.decode(row, tempo=tempo) for row in self.discrete(x).tolist()]

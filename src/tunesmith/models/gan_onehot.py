@@ -49,19 +49,19 @@ class SeqCritic(nn.Module):
 
 @register_model("gan_onehot")
 class OneHotWGAN(GANBase):
-    def __init__(self, n_vocab: int, seq_len: int = 100, latent_dim: int = 128, channels: int = 256,
+    def __init__(self, vocab_size: int, seq_len: int = 100, latent_dim: int = 128, channels: int = 256,
                  loss: str = "wgan-gp", gp_weight: float = 10.0):
         super().__init__(loss=loss, gp_weight=gp_weight)
         if seq_len % 4:
             from ..errors import TunesmithError
 
             raise TunesmithError(f"gan_onehot needs data.seq_len divisible by 4, not {seq_len}")
-        self.n_vocab, self.seq_len, self.latent_dim = int(n_vocab), int(seq_len), int(latent_dim)
-        self.generator = SoftmaxSeqGenerator(self.latent_dim, self.n_vocab, self.seq_len, channels)
-        self.critic = SeqCritic(self.n_vocab, self.seq_len, channels)
+        self.vocab_size, self.seq_len, self.latent_dim = int(vocab_size), int(seq_len), int(latent_dim)
+        self.generator = SoftmaxSeqGenerator(self.latent_dim, self.vocab_size, self.seq_len, channels)
+        self.critic = SeqCritic(self.vocab_size, self.seq_len, channels)
 
     def real_input(self, batch):
-        return F.one_hot(batch["tokens"][:, : self.seq_len], self.n_vocab).float()
+        return F.one_hot(batch["tokens"][:, : self.seq_len], self.vocab_size).float()
 
     def fake(self, n, generator=None, real=None):
         return self.generator(torch.randn(n, self.latent_dim, device=self.device, generator=generator))

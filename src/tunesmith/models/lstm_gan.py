@@ -14,9 +14,9 @@ from .gan_base import GANBase
 
 
 class TupleGenerator(nn.Module):
-    def __init__(self, noise_dim: int, hidden: int, features: int):
+    def __init__(self, latent_dim: int, hidden: int, features: int):
         super().__init__()
-        self.inp = nn.Sequential(nn.Linear(noise_dim, hidden), nn.ReLU())
+        self.inp = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU())
         self.lstm = nn.LSTM(hidden, hidden, num_layers=2, batch_first=True)
         self.out = nn.Linear(hidden, features)
 
@@ -38,18 +38,18 @@ class TupleDiscriminator(nn.Module):
 
 @register_model("lstm_gan")
 class LSTMGAN(GANBase):
-    def __init__(self, seq_len: int = 100, noise_dim: int = 100, hidden: int = 400, loss: str = "bce",
+    def __init__(self, seq_len: int = 100, latent_dim: int = 100, hidden: int = 400, loss: str = "bce",
                  gp_weight: float = 10.0):
         super().__init__(loss=loss, gp_weight=gp_weight)
-        self.seq_len, self.noise_dim = int(seq_len), int(noise_dim)
-        self.generator = TupleGenerator(self.noise_dim, hidden, 3)
+        self.seq_len, self.latent_dim = int(seq_len), int(latent_dim)
+        self.generator = TupleGenerator(self.latent_dim, hidden, 3)
         self.critic = TupleDiscriminator(3, hidden)
 
     def real_input(self, batch):
         return batch["tuples"]
 
     def fake(self, n, generator=None, real=None):
-        z = torch.randn(n, self.seq_len, self.noise_dim, device=self.device, generator=generator)
+        z = torch.randn(n, self.seq_len, self.latent_dim, device=self.device, generator=generator)
         return self.generator(z)
 
     def discrete(self, x):

@@ -1,7 +1,7 @@
 """A recurrent melody VAE after MusicVAE (Roberts et al. 2018), over the LSTM's time-step symbols.
 
 * **Encoder**: embedding -> bidirectional LSTM over the phrase; the last states of both directions ->
-  ``mu`` and ``logvar`` of a ``latent``-dimensional Gaussian.
+  ``mu`` and ``logvar`` of a ``latent_dim``-dimensional Gaussian.
 * **Decoder** (``decoder = "flat"``): an LSTM whose initial state is ``tanh(W z)`` and whose input at each
   step is the previous symbol (teacher forcing in training) concatenated with ``z``; a softmax over the
   vocabulary. ``decoder = "hierarchical"``: a *conductor* LSTM turns ``z`` into one embedding per
@@ -10,7 +10,7 @@
   carry a whole phrase on its own and has to listen to the latent code -- MusicVAE's answer to posterior
   collapse on long sequences.
 * **Loss**: cross-entropy summed over the phrase + ``beta_t`` x max(KL - ``free_bits`` nats, 0) per item,
-  ``beta_t`` ramped from 0 to ``beta`` over ``kl_anneal_steps``. ``word_dropout`` replaces that fraction of
+  ``beta_t`` ramped from 0 to ``beta`` over ``kl_warmup_steps``. ``word_dropout`` replaces that fraction of
   the decoder's input symbols by a blank, so the decoder cannot copy the next symbol from the previous
   ones alone.
 
@@ -95,9 +95,9 @@ class MelodyVAE(TunesmithModel):
     output = "softmax"  # one categorical choice per step (the web page shows no note threshold)
 
     def __init__(self, vocab_size: int, phrase_len: int = 64, steps_per_bar: int = 16, embed_dim: int = 32,
-                 enc_hidden: int = 256, dec_hidden: int = 512, dec_layers: int = 1, latent: int = 64,
+                 enc_hidden: int = 256, dec_hidden: int = 512, dec_layers: int = 1, latent_dim: int = 64,
                  decoder: str = "flat", sections: int | None = None, conductor_hidden: int = 256,
-                 beta: float = 0.2, free_bits: float = 48.0, kl_anneal_steps: int = 1000, word_dropout: float = 0.0,
+                 beta: float = 0.2, free_bits: float = 48.0, kl_warmup_steps: int = 1000, word_dropout: float = 0.0,
                  autoregressive: bool = True, init_logvar: float = 0.0, encoder_pool: str = "last", dropout: float = 0.0, n_sliders: int = 20,
                  slider_items: int = 4096):
         super().__init__()
@@ -106,13 +106,13 @@ class MelodyVAE(TunesmithModel):
         if decoder not in ("flat", "hierarchical"):
             raise TunesmithError(f"model.decoder must be 'flat' or 'hierarchical', not {decoder!r}")
         self.vocab_size, self.phrase_len, self.steps_per_bar = int(vocab_size), int(phrase_len), int(steps_per_bar)
-        self.latent, self.decoder_kind = int(latent), decoder
+        self.latent_dim, self.decoder_kind = int(latent_dim), decoder
         self.sections = int(sections or max(1, phrase_len // steps_per_bar))
         if decoder == "hierarchical" and self.phrase_len % self.sections:
             raise TunesmithError(f"model.sections ({self.sections}) must divide the phrase length {phrase_len}")
-        self.beta, self.free_bits, self.kl_anneal_steps = float(beta), float(free_bits), int(kl_anneal_steps)
+        self.beta, self.free_bits, self.kl_warmup_steps = float(beta), float(free_bits), int(kl_warmup_steps)
         self.word_dropout = float(word_dropout)
-        self.n_sliders, self.slider_items = min(int(n_sliders), self.latent), int(slider_items)
+        self.n_sliders, self.slider_items = min(int(n_sliders), self.latent_dim), int(slider_items)
         self.slider_basis_kind = "std"
         V = self.vocab_size
         self.start_id, self.blank_id = V, V + 1
@@ -122,15 +122,15 @@ class MelodyVAE(TunesmithModel):
         if encoder_pool == "bars" and self.phrase_len % self.sections:
             raise TunesmithError(f"model.sections ({self.sections}) must divide the phrase length {phrase_len}")
         pooled = 2 * enc_hidden * (self.sections if encoder_pool == "bars" else 1)
-        self.to_latent = nn.Linear(pooled, 2 * latent)
+        self.to_latent = nn.Linear(pooled, 2 * latent_dim)
         self.autoregressive = bool(autoregressive)
         with torch.no_grad():  # start with a narrow posterior: the code carries information from the first step
-            self.to_latent.bias[latent:] = float(init_logvar)
-        cond = latent
+            self.to_latent.bias[latent_dim:] = float(init_logvar)
+        cond = latent_dim
         if decoder == "hierarchical":
-            self.conductor_init = nn.Linear(latent, 2 * conductor_hidden)
-            self.conductor = nn.LSTM(latent, conductor_hidden, batch_first=True)
-            self.conductor_out = nn.Linear(conductor_hidden, latent)
+            self.conductor_init = nn.Linear(latent_dim, 2 * conductor_hidden)
+            self.conductor = nn.LSTM(latent_dim, conductor_hidden, batch_first=True)
+            self.conductor_out = nn.Linear(conductor_hidden, latent_dim)
         self.dec_layers, self.dec_hidden = int(dec_layers), int(dec_hidden)
         self.dec_init = nn.Linear(cond, 2 * self.dec_layers * dec_hidden)
         self.dec = nn.LSTM(embed_dim + cond, dec_hidden, num_layers=self.dec_layers, batch_first=True,
@@ -138,12 +138,12 @@ class MelodyVAE(TunesmithModel):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(dec_hidden, V)
         # sliders and attribute vectors, filled by on_checkpoint and saved with the weights
-        self.register_buffer("latent_mean", torch.zeros(latent))
-        self.register_buffer("latent_std", torch.ones(latent))
-        self.register_buffer("slider_basis", torch.eye(latent)[: self.n_sliders].clone())
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
+        self.register_buffer("slider_basis", torch.eye(latent_dim)[: self.n_sliders].clone())
         self.register_buffer("slider_scale", torch.ones(self.n_sliders))
         self.register_buffer("slider_dims", torch.arange(self.n_sliders))
-        self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), latent))
+        self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), latent_dim))
         self.register_buffer("attr_scale", torch.zeros(len(ATTRIBUTES)))
 
     # ------------------------------------------------------------------ network
@@ -190,8 +190,8 @@ class MelodyVAE(TunesmithModel):
         return self.head(self.drop(out))
 
     def kl_weight(self, step: int) -> float:
-        if self.kl_anneal_steps > 0:
-            return self.beta * min(1.0, step / self.kl_anneal_steps)
+        if self.kl_warmup_steps > 0:
+            return self.beta * min(1.0, step / self.kl_warmup_steps)
         return self.beta
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
@@ -368,6 +368,6 @@ class MelodyVAE(TunesmithModel):
         elif sliders is not None or attributes is not None:
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
         else:
-            z = torch.randn(n, self.latent, generator=generator, device=self.device)
+            z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         ids = self.decode_ids(z, temperature, generator)
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]

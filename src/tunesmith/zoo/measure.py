@@ -108,7 +108,7 @@ def attribute_spearman(model, codec, n_bases: int = 8) -> dict:
 
     values = np.linspace(-3, 3, 13)
     gen = torch.Generator().manual_seed(0)
-    bases = torch.randn(n_bases, model.latent, generator=gen) * 0.5 + model.latent_mean
+    bases = torch.randn(n_bases, model.latent_dim, generator=gen) * 0.5 + model.latent_mean
     out = {}
     for name in ATTRIBUTES:
         centre = spearman(values, attribute_sweep(model, codec, name, values))
