@@ -12,7 +12,9 @@ import soundfile as sf
 import torch
 
 from tunesmith.data import builders
-from tunesmith.data.audio import (SpecCodec, load_clips, load_gtzan, load_nsynth, reference_paths, spectral_gate)
+from tunesmith.data.audio import spectral_gate
+from tunesmith.data.nsynth import load_clips, load_gtzan, load_nsynth, reference_paths
+from tunesmith.data.spectrogram import SpecCodec
 from tunesmith.data.base import build_data
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluation.audio_metrics import evaluate_audio, pitch_stats, track_pitch

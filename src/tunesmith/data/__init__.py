@@ -8,7 +8,7 @@ ENCODING_MODULES = [
     "timestep",                                    # seed 000 LSTM (foundation)
     "gan_data", "tuples", "tokens", "chorale_roll",  # GANs (seeds 000, 001, 002, 004)
     "pianoroll", "seq2seq_data",                   # autoencoders and seq2seq (seed 001)
-    "audio",                                       # spectrograms and waveforms (seed 003)
+    "audio_encodings",                             # spectrograms and waveforms (seed 003)
     "coconet_data",                                # chorale harmoniser grids (issue 15)
     "melody_phrases",                              # melody VAE phrases (issue 12)
 ]

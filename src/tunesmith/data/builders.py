@@ -5,6 +5,9 @@ soundfont: 7 instrument families x 12 pitches x 3 velocities = 252 clips of 4 s 
 the NSynth layout (``examples.json`` + ``audio/NAME.wav``) under ``$TUNESMITH_CACHE/datasets/nsynth-mini``.
 Each family is rendered in one FluidSynth call (one note every 5 s) and cut into 4-s clips, so the
 whole build takes a few seconds.
+
+``nsynth-small``: 4,125 notes of 55 General MIDI instruments (5 per NSynth family), split by instrument;
+rendered by :mod:`tunesmith.data.nsynth_small`.
 """
 from __future__ import annotations
 
@@ -40,7 +43,11 @@ NOTE_SECONDS, CLIP_SECONDS, SLOT_SECONDS, SAMPLE_RATE = 3.0, 4.0, 5.0, 16000
 
 BUILDABLE: dict[str, str] = {
     "nsynth-mini": "252 NSynth-style 4-s notes (7 families x 12 pitches x 3 velocities), FluidSynth-rendered",
+    "nsynth-small": "4,125 NSynth-style 4-s notes (11 families x 5 GM programs x 25 pitches x 3 velocities), "
+                    "split by instrument",
 }
+#: datasets whose examples carry a fixed split (NAME:train / :val / :test by instrument)
+FIXED_SPLIT: dict[str, bool] = {"nsynth-mini": False, "nsynth-small": True}
 
 
 def dataset_dir(name: str) -> Path:
@@ -55,7 +62,15 @@ def is_built(name: str) -> bool:
         meta = json.loads((d / "build.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    return meta.get("version") == BUILD_VERSION and (d / "examples.json").is_file()
+    return meta.get("version") == _version(name) and (d / "examples.json").is_file()
+
+
+def _version(name: str) -> int:
+    if name == "nsynth-small":
+        from .nsynth_small import VERSION
+
+        return VERSION
+    return BUILD_VERSION
 
 
 def build(name: str, refresh: bool = False, verbose: bool = True) -> Path:
@@ -67,7 +82,51 @@ def build(name: str, refresh: bool = False, verbose: bool = True) -> Path:
         if verbose:
             print(f"{name} is already built in {d} (use --refresh to rebuild)", file=sys.stderr)
         return d
-    return _build_nsynth_mini(d, verbose)
+    with _build_lock(d) as lock:  # two processes asking for the same set: one builds, the other waits, reuses it
+        if lock.waited and is_built(name):
+            return d
+        if name == "nsynth-small":
+            from .nsynth_small import build as build_nsynth_small
+
+            return build_nsynth_small(d, verbose)
+        return _build_nsynth_mini(d, verbose)
+
+
+class _build_lock:
+    """An exclusive lock file beside the dataset folder (``flock``; released when the process ends)."""
+
+    def __init__(self, d: Path):
+        self.path, self.waited = d.with_name(f".{d.name}.lock"), False
+
+    def __enter__(self):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another process is building {self.path.name[1:-5]}: waiting for it", file=sys.stderr, flush=True)
+            fcntl.flock(self.f, fcntl.LOCK_EX)
+            self.waited = True
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def replace_dir(tmp: Path, d: Path) -> None:
+    """Put the finished ``tmp`` folder at ``d``: the old one is renamed away first, then removed (a reader
+    of the old set or a crash never leaves ``d`` half-deleted)."""
+    d.parent.mkdir(parents=True, exist_ok=True)
+    old = d.with_name(f".{d.name}.old{os.getpid()}")
+    if d.exists():
+        os.replace(d, old)
+    os.replace(tmp, d)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _find_tools() -> tuple[str, str]:
@@ -138,10 +197,7 @@ def _build_nsynth_mini(d: Path, verbose: bool) -> Path:
     (tmp / "examples.json").write_text(json.dumps(examples, indent=1))
     (tmp / "build.json").write_text(json.dumps({"version": BUILD_VERSION, "soundfont": sf2, "clips": len(examples),
                                                 "seconds": round(time.time() - t0, 2)}))
-    if d.exists():
-        shutil.rmtree(d)
-    d.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, d)
+    replace_dir(tmp, d)
     if verbose:
         print(f"built nsynth-mini: {len(examples)} clips ({len(NSYNTH_MINI_FAMILIES)} families) in {d} "
               f"({time.time() - t0:.1f} s)", file=sys.stderr)

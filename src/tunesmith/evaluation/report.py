@@ -100,12 +100,14 @@ def resolve(spec: str) -> tuple[str, object]:
     base, _, suffix = spec.partition(":")
     from ..data import builders
 
-    if base in builders.BUILDABLE:  # an audio dataset tunesmith builds (nsynth-mini): its WAV clips
-        from ..data.audio import reference_paths
+    if base in builders.BUILDABLE:  # an audio dataset tunesmith builds (nsynth-mini, nsynth-small): its WAV clips
+        from ..data.nsynth import dataset_parts, reference_paths
 
-        if suffix not in ("", "train", "val"):
-            raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, {base}:train or {base}:val")
-        parts = [suffix] if suffix else ["train", "val"]
+        parts = dataset_parts(base)
+        if suffix and suffix not in parts:
+            raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, "
+                                 + ", ".join(f"{base}:{s}" for s in parts))
+        parts = [suffix] if suffix else [s for s in parts if s != "valid"]
         return "audio", [p for part in parts for p in reference_paths(base, split=part)]
     if base in CORPORA:
         raise TunesmithError(f"unknown dataset part {suffix!r} in {spec!r}: use {base}, "
