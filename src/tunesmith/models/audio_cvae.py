@@ -25,6 +25,7 @@ from .base import Audio, TunesmithModel, register_model
 @register_model("audio_cvae")
 class AudioCVAE(TunesmithModel):
     objective = "variational"
+    page_kind = "audio"
 
     def __init__(self, num_samples: int, num_labels: int, sample_rate: int = 16000, latent_dim: int = 64,
                  channels: list[int] = (16, 32, 64, 128), kernel_size: int = 9, stride: int = 4,

@@ -33,6 +33,7 @@ SLIDER_RANGE = 3.0  # slider values are in standard deviations, within +-SLIDER_
 
 class RollAutoencoder(TunesmithModel):
     objective = "likelihood"
+    page_kind = "vae"
     variational = False
     conditional = False
 

@@ -53,9 +53,24 @@ class CheckpointContext:
     run_dir: Optional[Path]
 
 
+#: How the web page (serve/) presents a model: each family declares one as ``page_kind`` and serve/ reads that
+#: declaration (and the controls of models/controls.py), never the model's attributes or signatures.
+PAGE_KINDS: dict[str, str] = {
+    "lstm": "continues a melody: primer in the encoding's text, temperature, steps (controls primer, temperature, "
+            "steps; a codec with vocab and step)",
+    "vae": "latent sliders: slider_z(values), decode(codes, label), encode_score and the slider buffers "
+           "(control sliders)",
+    "chorale": "harmonises a melody in serve/harmonize.py's panel (control melody; a harmonize method)",
+    "generic": "samples; the page offers tempo and seed",
+    "audio": "makes audio (a list of Audio), which the page does not play yet",
+}
+
+
 class TunesmithModel(nn.Module):
     objective: ClassVar[str] = "likelihood"
     registry_name: ClassVar[str] = ""
+    #: how the web page presents this model: a key of PAGE_KINDS
+    page_kind: ClassVar[str] = "generic"
     #: what the validation loss measures, for messages (e.g. "nats/step")
     loss_unit: ClassVar[str] = ""
 

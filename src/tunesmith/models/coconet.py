@@ -82,6 +82,7 @@ class _Block(nn.Module):
 @register_model("coconet")
 class Coconet(TunesmithModel):
     objective = "likelihood"
+    page_kind = "chorale"
     loss_unit = "nats/erased cell"
     CONTROL_NOTES = {
         "steps": "length of a composed piece in 16th notes (default 128; ignored with --melody)",

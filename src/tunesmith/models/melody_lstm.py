@@ -34,6 +34,7 @@ GRAPH_CHUNK = 32  # tokens per CUDA-graph replay when sampling on a GPU
 @register_model("melody_lstm")
 class MelodyLSTM(TunesmithModel):
     objective = "likelihood"
+    page_kind = "lstm"
     loss_unit = "nats/step"
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, hidden: int = 256, layers: int = 1,

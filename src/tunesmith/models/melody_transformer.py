@@ -99,6 +99,7 @@ class Block(nn.Module):
 @register_model("melody_transformer")
 class MelodyTransformer(TunesmithModel):
     objective = "likelihood"
+    page_kind = "lstm"
     loss_unit = "nats/step"
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, d_model: int = 256, layers: int = 4, heads: int = 8,

@@ -91,6 +91,7 @@ def spearman(x, y) -> float:
 @register_model("melody_vae")
 class MelodyVAE(TunesmithModel):
     objective = "variational"
+    page_kind = "vae"
     loss_unit = "nats/phrase"
     output = "softmax"  # one categorical choice per step (the web page shows no note threshold)
 

@@ -17,6 +17,7 @@ from .base import TunesmithModel, register_model
 @register_model("seq2seq")
 class Seq2SeqLSTM(TunesmithModel):
     objective = "likelihood"
+    page_kind = "lstm"
 
     def __init__(self, vocab_size: int, seq_len: int = 100, rest_id: int = 0, hidden: int = 256, layers: int = 2,
                  dropout: float = 0.2):

@@ -24,6 +24,7 @@ from .base import Audio, TunesmithModel, register_model
 @register_model("spec_bilstm")
 class SpecBiLSTM(TunesmithModel):
     objective = "likelihood"
+    page_kind = "audio"
 
     def __init__(self, channels: int, frames: int, bins: int, context: int = 16, num_labels: int = 0,
                  hidden: int = 128, layers: int = 5, dropout: float = 0.2, num_primers: int = 8):

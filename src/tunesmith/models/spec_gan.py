@@ -66,6 +66,7 @@ class SpecCritic(nn.Module):
 @register_model("spec_gan")
 class SpecGAN(TunesmithModel):
     objective = "adversarial"
+    page_kind = "audio"
 
     def __init__(self, channels: int, frames: int, bins: int, num_labels: int = 0, context: int = 0,
                  latent_dim: int = 100, base_channels: int = 256, n_up: int = 4, critic_channels: int = 32,

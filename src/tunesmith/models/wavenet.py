@@ -65,6 +65,7 @@ class Stack(nn.Module):
 @register_model("wavenet")
 class WaveNetAE(TunesmithModel):
     objective = "likelihood"
+    page_kind = "audio"
 
     def __init__(self, num_samples: int, num_labels: int = 0, sample_rate: int = 16000, channels: int = 32,
                  kernel_size: int = 2, dilations: list[int] = (1, 4, 16), stacks: int = 1, bottleneck: int = 16,

@@ -13,7 +13,6 @@
 """
 from __future__ import annotations
 
-import inspect
 import ipaddress
 import math
 import re
@@ -61,17 +60,24 @@ class Entry:
 
 
 def _kind(model) -> tuple[str, dict]:
-    params = inspect.signature(model.generate).parameters
+    """The model's declared page kind (``page_kind``, models/base.py PAGE_KINDS); nothing is read off its
+    attributes or signatures."""
+    from ..models.base import PAGE_KINDS
+
+    kind = getattr(type(model), "page_kind", "generic")
+    if kind not in PAGE_KINDS:
+        raise TunesmithError(f"{type(model).__name__}.page_kind is {kind!r}; use one of {', '.join(PAGE_KINDS)}")
     opts: dict[str, Any] = {}
-    if hasattr(model, "slider_z") and "sliders" in params:
+    if kind == "vae":
         opts["sliders"] = int(model.n_sliders)
         opts["slider_range"] = SLIDER_LIMIT
-        return "vae", opts
-    if hasattr(model, "harmonize"):  # the chorale harmoniser: its controls are serve/harmonize.py's panel
-        return "chorale", opts
-    if "primer" in params or "temperature" in params:
-        return "lstm", opts
-    return "generic", opts
+    return kind, opts
+
+
+def _control_names(model) -> set[str]:
+    from ..models.controls import controls
+
+    return {c.name for c in controls(model)}
 
 
 def _controls(model, sample: dict) -> list[dict]:
@@ -112,12 +118,11 @@ def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
         opts["tempo"] = float(sample.get("tempo", getattr(codec, "tempo", 120.0)) or 120.0)
         opts["controls"] = _controls(model, sample)
         opts.update(_describe(r, cfg, meta, opts["family"], kind))
-        if kind == "lstm" and hasattr(codec, "vocab") and hasattr(codec, "step"):
+        if kind == "lstm" and getattr(codec, "step", None) is not None:   # a codec with a primer text
             pitches = [int(s) for s in codec.vocab if str(s).isdigit()]
             opts["step"] = float(codec.step)           # beats per primer symbol
             opts["pitch_range"] = [min(pitches), max(pitches)] if pitches else [0, 127]
-        if kind == "vae" and hasattr(model, "encode_score") and all(
-                hasattr(model, a) for a in ("latent_mean", "slider_basis", "slider_scale")):
+        if kind == "vae":
             opts["encode"] = True                      # POST /api/import places a melody on the sliders
         opts["piece_beats"] = _piece_beats(kind, codec, opts)
         entries[name] = Entry(name, str(r), model, codec, cfg, meta, kind, opts)
@@ -347,6 +352,8 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
             raise HTTPException(422, f"unknown model {req.model[:64]!r}; loaded: {', '.join(names)}")
         e = entries[req.model]
         seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        if e.kind == "audio":
+            raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
         if e.kind != "vae" and (req.sliders is not None or req.condition is not None or req.threshold is not None):
             raise HTTPException(422, f"model {e.name} ({e.kind}) takes no sliders, condition or threshold")
         if e.kind != "lstm" and (req.primer is not None or req.temperature is not None or req.steps is not None):
@@ -370,17 +377,18 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
                 roll = e.model.decode(z, label)[0].float().numpy()
                 score = e.codec.decode(roll, threshold=req.threshold, tempo=req.tempo)
             elif e.kind == "lstm":
-                params = inspect.signature(e.model.generate).parameters
+                params = _control_names(e.model)
                 opts = {"primer": req.primer if req.primer is not None else e.options.get("primer") or None,
                         "temperature": req.temperature or e.options.get("temperature", 1.0),
                         "steps": req.steps or e.options.get("steps", 256), "tempo": req.tempo}
                 opts = {k: v for k, v in opts.items() if k in params and v is not None}
                 score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
             else:
-                params = inspect.signature(e.model.generate).parameters
-                opts = {"tempo": req.tempo} if "tempo" in params else {}
+                opts = {"tempo": req.tempo} if "tempo" in _control_names(e.model) else {}
                 score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
-        if not hasattr(score, "pitch"):
+        from ..models.base import Audio
+
+        if isinstance(score, Audio):   # a model that makes audio but does not declare page_kind = "audio"
             raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
         out = score_to_json(score, req.tempo)
         return {"model": e.name, "kind": e.kind, "seed": seed, "sliders": used, **out,

@@ -35,7 +35,7 @@ _sopranos: list | None = None
 
 
 def _is_harmoniser(entry) -> bool:
-    return hasattr(entry.model, "harmonize")
+    return entry.kind == "chorale"     # the model's declared page_kind (models/base.py PAGE_KINDS)
 
 
 def model_options(entry) -> dict:

@@ -200,7 +200,8 @@ function chooseModel(name, restore) {
   const m = app.model;
   $("model").value = m.name;
   $("model-desc").textContent = m.description + (m.trained_steps ? ` (${m.trained_steps} training steps)` : "");
-  $("kind").textContent = m.kind === "vae" ? "latent sliders" : m.kind === "lstm" ? "continues a melody" : "sampler";
+  $("kind").textContent = m.kind === "vae" ? "latent sliders" : m.kind === "lstm" ? "continues a melody" :
+    m.kind === "audio" ? "makes audio (not playable here yet)" : "sampler";
   document.querySelectorAll(".vae-only").forEach((el) => el.classList.toggle("hidden", m.kind !== "vae"));
   document.querySelectorAll(".lstm-only").forEach((el) => el.classList.toggle("hidden", m.kind !== "lstm"));
   document.querySelectorAll(".not-vae").forEach((el) => el.classList.toggle("hidden", m.kind === "vae"));
