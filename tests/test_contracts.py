@@ -135,3 +135,29 @@ def test_loaded_patchgan_run_is_a_plain_sampler(tmp_path):
         assert c.post("/api/generate", json={"model": m["name"], "primer": "60 _"}).status_code == 422
         r = c.post("/api/generate", json={"model": m["name"], "seed": 3})
         assert r.status_code == 200 and r.json()["kind"] == "generic"
+
+
+def test_essen_preparation_is_its_own_module_and_the_encodings_build_on_it():
+    """data/essen.py knows no encoding; timestep.encode_corpus = essen.prepare_melodies + encode_score."""
+    import ast
+
+    from tunesmith.data import essen, timestep
+
+    tree = ast.parse(Path(essen.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"timestep", "tokens", "tuples", "gan_data", "melody_phrases", "base"}, imported
+    assert timestep.prepared_songs is essen.prepared_songs and timestep.SEED_DURATIONS is essen.SEED_DURATIONS
+    g_sharp = Score.from_notes([(68, 0.0, 1.0), (72, 1.0, 1.0), (75, 2.0, 2.0)])   # A-flat major: -> C major
+    dotted16 = Score.from_notes([(60, 0.0, 0.375)])
+    off_grid = Score.from_notes([(60, 0.1, 1.0)])
+    kept, reasons = essen.prepare_melodies([g_sharp, dotted16, off_grid], 0.25, essen.SEED_DURATIONS, True, False)
+    assert len(kept) == 1 and reasons == {"note duration 0.375": 1, "onsets off the 0.25-beat grid": 1}
+    assert kept[0].pitch.tolist() == [60, 64, 67]
+    pairs, reasons2 = timestep.encode_corpus([g_sharp, dotted16], 0.25, essen.SEED_DURATIONS, True, False)
+    assert reasons2 == {"note duration 0.375": 1}
+    assert pairs[0][0].pitch.tolist() == [60, 64, 67] and pairs[0][1] == ["60", "_", "_", "_", "64", "_", "_", "_",
+                                                                          "67", "_", "_", "_", "_", "_", "_", "_"]
+    from tunesmith.errors import TunesmithError
+
+    with pytest.raises(TunesmithError, match="no song passed the duration filter"):
+        essen.prepare_melodies([dotted16], 0.25, essen.SEED_DURATIONS, True, False)

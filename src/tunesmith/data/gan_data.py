@@ -7,7 +7,7 @@ are read back as ``int(x * V/2 + V/2)``; an index outside the vocabulary becomes
 'C5' (MIDI 72). Every note lasts ``note_duration`` beats (the seed writes notes 0.5 beats apart): this
 representation has no rhythm.
 
-The melodies are the foundation's (``timestep.prepared_songs``: duration-filtered, transposed to C major /
+The melodies are the foundation's (``essen.prepared_songs``: duration-filtered, transposed to C major /
 A minor, split by song), so every Essen model is evaluated against the same held-out songs.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from ..errors import TunesmithError
 from .base import Codec, DataBundle, WindowedStream, register_encoding
 from .notes import Score
-from .timestep import SEED_DURATIONS, prepared_songs
+from .essen import SEED_DURATIONS, prepared_songs
 
 FALLBACK_PITCH = 72  # music21 'C5'
 

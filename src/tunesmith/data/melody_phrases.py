@@ -21,7 +21,8 @@ from ..errors import TunesmithError
 from .base import DataBundle, register_encoding
 from .corpora import load_corpus, split_by_piece
 from .notes import Score
-from .timestep import HOLD, REST, SEED_DURATIONS, TimeStepCodec, encode_corpus, encode_score
+from .essen import SEED_DURATIONS
+from .timestep import HOLD, REST, TimeStepCodec, encode_corpus, encode_score
 
 
 class PhraseCodec(TimeStepCodec):

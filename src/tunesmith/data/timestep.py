@@ -3,7 +3,8 @@
 One symbol per 16th note (``step`` beats): a MIDI pitch number where a note starts, ``r`` where a rest
 starts, ``_`` while the previous note or rest is held. Songs are joined with ``/`` repeated
 ``delimiter_length`` times (the seed repeats it sequence-length times). Songs are transposed to C major /
-A minor and kept only if every note duration is in the seed's set of acceptable durations.
+A minor and kept only if every note duration is in the seed's set of acceptable durations: that
+preparation, shared with the other melody encodings, is ``data/essen.py``.
 """
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import torch
 from ..errors import TunesmithError
 from .base import Codec, DataBundle, WindowedStream, register_encoding
 from .corpora import load_corpus, split_by_piece
-from .notes import Score, transposition_to_c_or_a
+from .essen import SEED_DURATIONS, check_durations, prepare_melodies, prepared_songs  # noqa: F401 (re-exported)
+from .notes import Score
 
 HOLD, REST, DELIM = "_", "r", "/"
-SEED_DURATIONS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
 #: what ``data.condition`` may name: a label token (``<metre=3/4>``) is put before every song
 CONDITIONS = ("metre",)
 _KIND_ALIASES = {"metre": "metre", "meter": "metre", "time_signature": "metre"}
@@ -52,19 +53,6 @@ def song_labels(score: Score, condition) -> list[str]:
             num, den = score.time_signature
             out.append(f"<metre={int(num)}/{int(den)}>")
     return out
-
-
-def check_durations(score: Score, durations=SEED_DURATIONS, step: float = 0.25) -> str | None:
-    """None when the melody is acceptable, else the reason it is dropped."""
-    if len(score) == 0:
-        return "no notes"
-    bad = set(np.round(score.duration, 6).tolist()) - set(float(d) for d in np.atleast_1d(durations))  # 0.5 = [0.5]
-    if bad:
-        return f"note duration {min(bad):g} not in the accepted set"
-    grid = score.start / step
-    if not np.allclose(grid, np.round(grid), atol=1e-6):
-        return f"onsets off the {step:g}-beat grid"
-    return None
 
 
 def encode_score(score: Score, step: float = 0.25) -> list[str]:
@@ -183,24 +171,9 @@ class TimeStepCodec(Codec):
 
 
 def encode_corpus(scores: list[Score], step: float, durations, transpose: bool, verbose: bool = True):
-    """Filter, transpose and encode; report how many songs were kept and why the others were dropped."""
-    kept, reasons = [], Counter()
-    for sc in scores:
-        why = check_durations(sc, durations, step)
-        if why is not None:
-            reasons[why.split(" not in")[0].split(" off")[0] if "duration" in why else why] += 1
-            continue
-        if transpose:
-            sc = sc.transpose(transposition_to_c_or_a(sc.estimate_key()))
-        kept.append((sc, encode_score(sc, step)))
-    if verbose:
-        detail = "; ".join(f"{n} for {r}" for r, n in reasons.most_common()) or "none"
-        print(f"kept {len(kept)} of {len(scores)} songs (dropped {sum(reasons.values())}: {detail})",
-              file=sys.stderr, flush=True)
-    if not kept:
-        raise TunesmithError(f"no song passed the duration filter ({dict(reasons)}); "
-                             "set data.durations to the lengths your music uses")
-    return kept, reasons
+    """Filter and transpose (:func:`essen.prepare_melodies`), then encode: [(score, symbols)], reasons."""
+    kept, reasons = prepare_melodies(scores, step, durations, transpose, verbose)
+    return [(sc, encode_score(sc, step)) for sc in kept], reasons
 
 
 class LabelledWindows(WindowedStream):
@@ -231,19 +204,6 @@ def _stream(songs: list[list[str]], codec: TimeStepCodec, delim_len: int) -> tor
         ids += [d] * delim_len + codec.encode(s)
     ids += [d] * delim_len
     return torch.tensor(ids, dtype=torch.long)
-
-
-def prepared_songs(dataset: str = "essen-erk", durations=SEED_DURATIONS, step: float = 0.25,
-                   transpose: bool = True, val_fraction: float = 0.1, split_seed: int = 0,
-                   max_pieces: int | None = None, verbose: bool = True) -> tuple[list[Score], list[Score]]:
-    """The (train, validation) melodies exactly as the ``timestep`` encoding splits them (filtered,
-    transposed): evaluation uses the validation half as the held-out reference."""
-    scores = load_corpus(dataset)
-    if max_pieces:
-        scores = scores[:max_pieces]
-    kept, _ = encode_corpus(scores, step, durations, transpose, verbose)
-    train, val = split_by_piece([sc for sc, _ in kept], val_fraction, split_seed)
-    return train, val
 
 
 @register_encoding("timestep")

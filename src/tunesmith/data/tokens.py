@@ -21,7 +21,7 @@ from ..errors import TunesmithError
 from .base import Codec, DataBundle, TensorData, register_encoding
 from .corpora import load_corpus, split_by_piece
 from .notes import Score
-from .timestep import SEED_DURATIONS, prepared_songs
+from .essen import SEED_DURATIONS, prepared_songs
 
 LOWEST, N_KEYS = 21, 88
 PAD = N_KEYS

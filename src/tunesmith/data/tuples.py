@@ -20,7 +20,7 @@ import torch
 from ..errors import TunesmithError
 from .base import Codec, DataBundle, TensorData, register_encoding
 from .notes import Score
-from .timestep import SEED_DURATIONS, prepared_songs
+from .essen import SEED_DURATIONS, prepared_songs
 
 TUPLE_DURATIONS = (0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 16.0, 32.0)
 

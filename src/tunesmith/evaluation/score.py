@@ -98,7 +98,7 @@ class Scorer:
 
 
 def _timestep_defaults(data_cfg: dict) -> dict:
-    from ..data.timestep import SEED_DURATIONS
+    from ..data.essen import SEED_DURATIONS
 
     d = {"dataset": "essen-erk", "seq_len": 64, "step": 0.25, "durations": list(SEED_DURATIONS), "transpose": True,
          "val_fraction": 0.1, "split_seed": 0, "delimiter_length": None, "condition": None}

@@ -29,7 +29,7 @@ from ..training.checkpoint import load_run
 def load_pieces(spec: str) -> tuple[list, bool, str]:
     """(Scores, whether they still need transposing to C/A, description)."""
     from ..data.corpora import CORPORA, load_corpus
-    from ..data.timestep import prepared_songs
+    from ..data.essen import prepared_songs
 
     spec = str(spec)
     base, _, part = spec.partition(":")

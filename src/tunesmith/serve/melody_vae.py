@@ -99,7 +99,7 @@ def heldout_songs(entry) -> list:
     with _songs_lock:
         if ds not in _songs:
             from ..data.corpora import CORPORA
-            from ..data.timestep import prepared_songs
+            from ..data.essen import prepared_songs
 
             if ds not in CORPORA:
                 _songs[ds] = []

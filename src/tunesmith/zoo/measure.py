@@ -58,7 +58,7 @@ def _validation(model, cfg) -> dict:
 
 @measures("melody_lstm")
 def _melody_lstm(model, codec, cfg, quick: bool = False) -> dict:
-    from ..data.timestep import prepared_songs
+    from ..data.essen import prepared_songs
     from ..sampling.generate import generate
 
     v = _validation(model, cfg)
@@ -83,7 +83,7 @@ def _melody_transformer(model, codec, cfg, quick: bool = False) -> dict:
 
 def heldout_phrases(codec, dataset: str = "essen-erk") -> tuple[list, np.ndarray]:
     """The held-out songs cut into the model's consecutive phrases: (Scores, ids (N, L))."""
-    from ..data.timestep import prepared_songs
+    from ..data.essen import prepared_songs
 
     _, val = prepared_songs(dataset, verbose=False)
     ids = np.array([p for sc in val for p in codec.phrases(sc)])
@@ -119,7 +119,7 @@ def attribute_spearman(model, codec, n_bases: int = 8) -> dict:
 
 @measures("melody_vae")
 def _melody_vae(model, codec, cfg, quick: bool = False) -> dict:
-    from ..data.timestep import prepared_songs
+    from ..data.essen import prepared_songs
     from ..sampling.generate import generate
     from ..sampling.reconstruct import onset_f1_counts, reconstruct
 
