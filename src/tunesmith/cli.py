@@ -80,7 +80,7 @@ def cmd_sample(a) -> None:
     from .sampling.generate import sample_run
 
     opts = {"primer": a.primer, "temperature": a.temperature, "top_k": a.top_k, "steps": a.steps,
-            "tempo": a.tempo, "condition": a.condition,
+            "tempo": a.tempo, "condition": a.condition, "pitch": a.pitch,
             "interpolate": tuple(a.interpolate) if a.interpolate else None,
             "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
             "noise": a.noise, "melody": a.melody}
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
     s.add_argument("--tempo", type=float, default=None, help="tempo of the written MIDI, quarter notes/minute")
     s.add_argument("--condition", default=None, help="condition label (conditional models)")
+    s.add_argument("--pitch", type=int, default=None, metavar="MIDI",
+                   help="pitch-conditioned audio models: the MIDI pitch to play (e.g. 60)")
     s.add_argument("--melody", default=None, metavar="FILE.mid",
                    help="chorale harmoniser: harmonise this melody as the soprano (kept exactly) in four voices")
     s.add_argument("--interpolate", nargs=2, metavar=("A.mid", "B.mid"), default=None,

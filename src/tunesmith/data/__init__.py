@@ -11,6 +11,7 @@ ENCODING_MODULES = [
     "audio_encodings",                             # spectrograms and waveforms (seed 003)
     "coconet_data",                                # chorale harmoniser grids (issue 15)
     "melody_phrases",                              # melody VAE phrases (issue 12)
+    "harmonic",                                    # harmonic + noise images of notes (issue 13)
 ]
 
 

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "spec_gan", "spec_bilstm", "wavenet", "audio_cvae",               # seed 003 audio
     "coconet",                                                        # chorale harmoniser (issue 15)
     "melody_vae",                                                     # MusicVAE-style melody VAE (issue 12)
+    "audio_cond",                                                     # pitch + family conditioned audio (issue 13)
 ]
 
 

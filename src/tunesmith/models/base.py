@@ -41,6 +41,7 @@ class Audio:
     samples: np.ndarray
     sample_rate: int
     label: str = ""
+    pitch: int = -1           # the MIDI pitch a conditional model was asked for (-1: none)
 
 
 @dataclass

@@ -67,6 +67,12 @@ def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "
             paths.append(save_spectrogram_png(item, base.with_suffix(".png")))
         else:
             raise TypeError(f"cannot write {type(item).__name__}")
+    asked = [(i, x) for i, x in enumerate(items) if isinstance(x, Audio) and x.pitch >= 0]
+    if asked:  # a pitch-conditioned model: say what each WAV was asked to be (read by tunesmith evaluate)
+        from ..data.nsynth import write_sample_labels
+
+        paths.append(write_sample_labels(out_dir, [{"file": f"{prefix}_{i:03d}.wav", "pitch": x.pitch,
+                                                    "family": x.label or None} for i, x in asked]))
     return paths
 
 

@@ -1,0 +1,142 @@
+"""Issue 13: the harmonic codec and the pitch + family conditioned audio models (harmonic_cvae, harmonic_gan)."""
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "tunesmith" / "numba"))
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.cli import main
+from tunesmith.data.base import build_data
+from tunesmith.data.harmonic import HarmonicCodec, midi_to_hz
+from tunesmith.errors import TunesmithError
+from tunesmith.models import build_model
+from tunesmith.models.controls import controls
+
+TINY = dict(dataset="nsynth-mini", families=["flute", "brass", "organ"], val_fraction=0.2, clip_seconds=0.5,
+            hop=512, frames=16, harmonics=16, noise_bands=4)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_data("harmonic", **TINY)
+
+
+def _tone(pitch, amps, sr=16000, seconds=1.0):
+    t = np.arange(int(sr * seconds)) / sr
+    f0 = 440 * 2 ** ((pitch - 69) / 12)
+    return sum(a * np.sin(2 * np.pi * f0 * (k + 1) * t) for k, a in enumerate(amps)).astype(np.float32)
+
+
+def _peak_hz(y, sr=16000):
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    return np.argmax(spec) * sr / len(y)
+
+
+def test_analysis_reads_harmonic_amplitudes_and_synthesis_plays_the_requested_pitch():
+    codec = HarmonicCodec(clip_seconds=1.0, frames=32, harmonics=8, noise_bands=4)
+    amps = [0.5, 0.25, 0.0, 0.1]
+    img = codec.analyze(_tone(57, amps), 57)                     # A3, 220 Hz
+    assert img.shape == (12, 32)
+    mid = codec._from_unit(img[:8, 10:20]).mean(1).numpy()       # steady frames, linear amplitude
+    assert np.allclose(mid[[0, 1, 3]], [0.5, 0.25, 0.1], rtol=0.1), mid
+    assert mid[2] < 0.01                                         # the missing 3rd harmonic stays silent
+    # the same image played at another pitch: the loudest partial moves there, amplitudes kept
+    y = codec.synthesize(img, 69, seed=0)
+    assert y.shape == (16000,)
+    assert abs(_peak_hz(y[2000:14000]) - 440.0) < 3.0
+    again = codec._from_unit(codec.analyze(y, 69)[:8, 10:20]).mean(1).numpy()
+    assert np.allclose(again[[0, 1, 3]], mid[[0, 1, 3]], rtol=0.15), (again, mid)
+
+
+def test_harmonics_above_nyquist_are_silent_and_midi_to_hz():
+    assert float(midi_to_hz(69)) == pytest.approx(440.0)
+    codec = HarmonicCodec(clip_seconds=0.5, frames=16, harmonics=64, noise_bands=4)
+    img = codec.analyze(_tone(84, [0.5]), 84)                    # C6: 1047 Hz, harmonic 8 is above 0.95 x 8 kHz
+    assert (img[7:64] == -1).all()
+
+
+def test_encoding_carries_family_and_pitch(data):
+    b = data.train.batch(torch.arange(4))
+    assert set(b) == {"image", "label", "pitch"}
+    assert b["image"].shape == (4, 20, 16) and b["image"].min() >= -1 and b["image"].max() <= 1
+    assert data.codec.labels == ["brass", "flute", "organ"]
+    lo, hi = data.codec.pitch_range
+    assert 40 <= lo < hi <= 90
+
+
+def test_cvae_loss_falls_and_samples_carry_the_request(data):
+    torch.manual_seed(0)
+    m = build_model("harmonic_cvae", data.codec.model_info(), latent_dim=4, width=16)
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    batch = data.train.batch(torch.arange(8))
+    losses = []
+    for _ in range(25):
+        out = m(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < 0.5 * losses[0], losses
+    lo, _ = data.codec.pitch_range
+    audio = m.eval().generate(data.codec, 3, generator=torch.Generator().manual_seed(0), condition="flute", pitch=lo)
+    assert [a.label for a in audio] == ["flute"] * 3 and [a.pitch for a in audio] == [lo] * 3
+    assert audio[0].samples.shape == (data.codec.num_samples,) and np.abs(audio[0].samples).max() <= 1
+    with pytest.raises(TunesmithError, match="outside the MIDI pitches"):
+        m.generate(data.codec, 1, pitch=lo - 1)
+    with pytest.raises(TunesmithError, match="unknown condition"):
+        m.generate(data.codec, 1, condition="kazoo")
+
+
+def test_gan_aux_classifiers_learn_and_generator_follows_the_condition(data):
+    torch.manual_seed(0)
+    m = build_model("harmonic_gan", data.codec.model_info(), latent_dim=4, width=16, critic_width=16)
+    batch = data.train.batch(torch.arange(12))
+    d = m(batch, mode="critic")
+    assert {"loss", "gp", "aux_pitch", "aux_family", "wasserstein"} <= set(d)
+    opt = torch.optim.Adam(m.critic.parameters(), 3e-3)
+    aux = []
+    for _ in range(20):
+        out = m(batch, mode="critic")
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        aux.append(float((out["aux_pitch"] + out["aux_family"]).detach()))
+    assert aux[-1] < 0.8 * aux[0], aux                          # the critic learns to name pitch and family
+    g = m(batch, mode="generator")
+    assert torch.isfinite(g["loss"]) and "aux" in g
+    audio = m.eval().generate(data.codec, 2, generator=torch.Generator().manual_seed(0), condition="organ")
+    assert [a.label for a in audio] == ["organ", "organ"] and audio[0].pitch == sum(data.codec.pitch_range) // 2
+
+
+def test_controls_declare_condition_and_pitch():
+    from tunesmith.models.audio_cond import HarmonicCVAE, HarmonicGAN
+
+    for cls in (HarmonicCVAE, HarmonicGAN):
+        names = [c.name for c in controls(cls)]
+        assert names[:2] == ["condition", "pitch"] and "temperature" in names
+
+
+def test_cli_trains_samples_wav_and_sidecar_and_refuses_bad_pitch(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "t"\n[data]\nencoding = "harmonic"\ndataset = "nsynth-mini"\nfamilies = ["flute", "brass"]\n'
+                   'val_fraction = 0.2\nclip_seconds = 0.5\nframes = 16\nharmonics = 16\nnoise_bands = 4\n'
+                   '[model]\nname = "harmonic_cvae"\nlatent_dim = 4\nwidth = 16\n'
+                   '[train]\nepochs = 1\nbatch_size = 8\nlog_every = 1\n')
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run), "--max-steps", "3", "--quiet"]) == 0
+    out = tmp_path / "a"
+    assert main(["sample", str(run), "--condition", "brass", "--pitch", "60", "--num", "2", "--seed", "0",
+                 "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.wav")) == ["sample_000.wav", "sample_001.wav"]
+    side = json.loads((out / "samples.json").read_text())
+    assert side["samples"] == [{"file": "sample_000.wav", "pitch": 60, "family": "brass"},
+                               {"file": "sample_001.wav", "pitch": 60, "family": "brass"}]
+    capsys.readouterr()
+    assert main(["sample", str(run), "--condition", "brass", "--pitch", "130", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --pitch 130 is outside") and "\n" not in err
+    assert not (tmp_path / "b").exists()
