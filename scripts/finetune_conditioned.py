@@ -5,8 +5,9 @@
 
 CONFIG must describe the same model as BASE with ``data.condition`` set: its vocabulary is BASE's plus the label
 tokens (appended at the end, so every other id is unchanged). The new run starts from BASE's weights -- the
-label tokens' embedding rows (and output biases) start at the mean of the others -- and is trained with
-CONFIG's [train] section by the ordinary trainer, into OUT (a normal run directory: `tunesmith sample`,
+label tokens' embedding rows (and output biases) start at the mean of the others and the labels' per-step
+embedding (``cond.*``, new in the conditioned model) at zero -- and is trained with
+CONFIG's [train] section by the ordinary trainer (``FINETUNE_MAX_STEPS`` caps the steps), into OUT (a normal run directory: `tunesmith sample`,
 `tunesmith score` and `--resume` work on it).
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
-def main(config: str, base: str, out: str) -> dict:
+def main(config: str, base: str, out: str, max_steps: int | None = None) -> dict:
     from tunesmith.config import load_config
     from tunesmith.errors import TunesmithError
     from tunesmith.training.checkpoint import load_run
@@ -27,8 +28,12 @@ def main(config: str, base: str, out: str) -> dict:
 
     cfg = load_config(config)
     base_model, base_codec, base_cfg, _ = load_run(base, "cpu")
-    if base_cfg.model != cfg.model:
+    cond_keys = {"label_dropout", "label_dim"}          # conditioning settings the base model does not have
+    if {k: v for k, v in base_cfg.model.items() if k not in cond_keys} != \
+            {k: v for k, v in cfg.model.items() if k not in cond_keys}:
         raise TunesmithError(f"[model] of {config} differs from {base}'s: fine-tuning needs the same network")
+    if max_steps is not None:
+        cfg.train.max_steps = int(max_steps)
     tr = Trainer(cfg, Path(out), device="cpu", resume=False, progress=False)
     vocab, old = tr.bundle.codec.vocab, base_codec.vocab
     if vocab[:len(old)] != old:
@@ -36,6 +41,8 @@ def main(config: str, base: str, out: str) -> dict:
     src, dst = base_model.state_dict(), tr.model.state_dict()
     with torch.no_grad():
         for k, v in dst.items():
+            if k not in src and k.startswith("cond."):   # the labels' embedding: starts at zero (no effect)
+                continue
             s = src[k].to(v.dtype)
             if s.shape == v.shape:
                 v.copy_(s)
@@ -52,4 +59,6 @@ def main(config: str, base: str, out: str) -> dict:
 if __name__ == "__main__":
     if len(sys.argv) != 4:
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
+    import os
+
+    main(*sys.argv[1:], max_steps=int(os.environ["FINETUNE_MAX_STEPS"]) if os.environ.get("FINETUNE_MAX_STEPS") else None)

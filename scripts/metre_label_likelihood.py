@@ -32,12 +32,13 @@ def main(argv=None) -> dict:
     for _, syms in load_pieces("essen-erk:val", sc.data_cfg):
         if syms[0] not in labels:
             continue
+        given = sum(1 for s in syms if s.startswith("<"))   # the metre label (and a mode label after it)
         nll = {}
         for lab in labels:
             ids = [d] * sc.prefix + codec.encode([lab] + syms[1:]) + [d]
             lp = sc.log_probs(torch.tensor(ids))
-            t = torch.tensor(ids[sc.prefix + 1:])
-            nll[lab] = -float(lp[sc.prefix:-1].gather(1, t[:, None]).sum())
+            t = torch.tensor(ids[sc.prefix + given:])
+            nll[lab] = -float(lp[sc.prefix + given - 1:-1].gather(1, t[:, None]).sum())
         total[syms[0]] += 1
         hits[syms[0]] += min(nll, key=nll.get) == syms[0]
     res = {lab[7:-1]: f"{hits[lab]}/{total[lab]}" for lab in labels}

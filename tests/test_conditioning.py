@@ -59,21 +59,20 @@ def test_labels_go_before_each_song_and_only_when_asked():
     assert starts and all(syms[i].startswith("<metre=") for i in starts)  # every song opens with its label
     assert sum(s.startswith("<") for s in syms) == len(starts)          # and labels appear nowhere else
     assert cond.stats["train_songs"] == plain.stats["train_songs"]      # same split
-    # every window starting inside a song starts with that song's label (an input only, never a target)
-    w0 = plain.train.batch(torch.arange(len(plain.train)))["tokens"]
-    w1 = cond.train.batch(torch.arange(len(cond.train)))["tokens"]
+    # every window carries, at every position, the label of the song that position lies in (-1 between songs)
+    b = cond.train.batch(torch.arange(len(cond.train)))
     lab = {cond.codec.index[x] for x in cond.codec.labels}
     stream = cond.train.stream.tolist()
-    for k, start in enumerate(cond.train.starts.tolist()):
-        before = [t for t in stream[:start + 1] if t in lab or t == cond.codec.index["/"]]
-        if stream[start] != cond.codec.index["/"]:
-            assert w1[k, 0].item() == before[-1] and before[-1] in lab   # the label of the song it lies in
-        else:
-            assert w1[k, 0].item() == cond.codec.index["/"]
-        assert torch.equal(cond.train.stream[start + 1:start + 17], w1[k, 1:])  # the rest is the stream
-    assert w0[:, 0].tolist() != w1[:, 0].tolist()
+    assert b["labels"].shape == (len(cond.train), 17, 1)
+    for k, start in enumerate(cond.train.starts.tolist()[:40]):
+        assert b["tokens"][k].tolist() == stream[start:start + 17]          # the tokens are the stream itself
+        for j in (0, 5, 16):
+            before = [t for t in stream[:start + j + 1] if t in lab or t == cond.codec.index["/"]]
+            want = before[-1] if before and before[-1] in lab else -1
+            assert b["labels"][k, j, 0].item() == want
+    assert (b["labels"][:, 0, 0] >= 0).sum() > len(cond.train) // 2      # most windows start inside a song
     with pytest.raises(TunesmithError, match="not supported"):
-        build_timestep("essen-small", seq_len=16, condition=["mode"])
+        build_timestep("essen-small", seq_len=16, condition=["style"])
 
 
 def test_song_labels_and_decoding_a_label():
@@ -165,3 +164,134 @@ def test_metre_classifier_separates_duple_and_triple_patterns():
     clf = fit(songs, min_songs=10)
     assert clf.labels == ["3/4", "6/8"]
     assert evaluate(clf, songs)["accuracy"] == 1.0
+
+
+# ------------------------------------------------------------------ metre + mode, labels at every step, guidance
+def test_metre_and_mode_labels_parse_in_order_and_errors_are_one_line():
+    codec = TimeStepCodec(["/", "_", "r", "60", "<metre=3/4>", "<metre=4/4>", "<mode=major>", "<mode=minor>"])
+    assert codec.condition_symbols("metre=3/4,mode=minor") == ["<metre=3/4>", "<mode=minor>"]
+    assert codec.condition_symbols("mode=minor, meter=4/4") == ["<metre=4/4>", "<mode=minor>"]  # kind order
+    assert codec.label_groups == {"metre": [4, 5], "mode": [6, 7]}
+    assert codec.model_info()["label_groups"] == {"metre": [4, 5], "mode": [6, 7]}
+    assert "label_groups" not in TimeStepCodec(["/", "_", "r", "60"]).model_info()
+    for bad, listed in (("mode=dorian", "mode=major, mode=minor"), ("metre=5/4", "metre=3/4, metre=4/4")):
+        with pytest.raises(TunesmithError) as e:
+            codec.condition_symbols(bad)
+        assert "\n" not in str(e.value) and listed in str(e.value)
+    with pytest.raises(TunesmithError, match="twice"):
+        codec.condition_symbols("mode=major,mode=minor")
+
+
+def test_song_mode_from_the_notes():
+    from tunesmith.data.timestep import song_mode
+
+    a_minor = Score.from_notes([(p, i, 1) for i, p in enumerate([69, 72, 71, 69, 64, 68, 69, 72, 71, 68, 69, 69])])
+    c_major = Score.from_notes([(p, i, 1) for i, p in enumerate([60, 64, 67, 65, 64, 62, 60, 67, 65, 64, 62, 60])])
+    assert song_mode(a_minor) == "minor" and song_mode(c_major) == "major"
+    assert song_labels(a_minor, ["metre", "mode"]) == ["<metre=4/4>", "<mode=minor>"]
+    c_major.key = (0, "minor")                          # a corpus that says minor is believed
+    assert song_mode(c_major) == "minor"
+
+
+def test_label_slots_blanking_and_prefix():
+    from tunesmith.models.melody_lstm import LabelConditioning
+
+    # vocab: / _ r 60 <metre=3/4> <metre=4/4> <mode=major> <mode=minor>
+    lc = LabelConditioning(8, 0, {"metre": [4, 5], "mode": [6, 7]}, dim=4)
+    ids = torch.tensor([[0, 0, 4, 7, 3, 1, 0, 5, 3]])
+    s = lc.slots(ids)[0].tolist()
+    null_metre, null_mode = 2, 5                         # slots: metre 0,1 + null 2; mode 3,4 + null 5
+    assert s[0] == [null_metre, null_mode] and s[2] == [0, null_mode] and s[4] == [0, 4] and s[5] == [0, 4]
+    assert s[6] == [null_metre, null_mode] and s[8] == [1, null_mode]   # a delimiter ends the song's labels
+    # removing a kind's label copies the symbol before it: same positions, the other kind kept
+    no_mode = lc.blank(ids, torch.tensor([[False, True]]))
+    assert no_mode.tolist() == [[0, 0, 4, 4, 3, 1, 0, 5, 3]]
+    assert [r[1] for r in lc.slots(no_mode)[0].tolist()] == [null_mode] * 9
+    assert lc.unconditioned(ids).tolist() == [[0, 0, 0, 0, 3, 1, 0, 0, 3]]
+    # the context sampling builds for "mode=minor" alone is what training shows when the metre is dropped
+    assert lc.prefix([7]) == [0, 7] and lc.prefix([4, 7]) == [4, 7] and lc.prefix([4]) == [4, 4]
+    assert lc.blank(torch.tensor([[0, 4, 7]]), torch.tensor([[True, False]])).tolist() == [[0, 0, 7]]
+    # the batch's labels (windows starting inside a song) win over what the window shows
+    given = torch.full((1, 9, 2), -1)
+    given[0, :, 0] = 5
+    assert lc.slots(ids, given)[0, 0].tolist() == [1, null_mode]
+    lc.train()
+    lc.p = 1.0
+    t, lab = lc.drop(ids, None)
+    assert t.tolist() == lc.unconditioned(ids).tolist() and (lab == -1).all()
+
+
+def _train_cond(tmp_path, model, steps=60, condition='condition = ["metre", "mode"]', extra="label_dropout = 0.2"):
+    from tunesmith.training import train
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(textwrap.dedent(TINY.format(condition=condition, model=model[0],
+                                               model_extra=model[1] + "\n" + extra)))
+    res = train(cfg, tmp_path / "run", device="cpu", max_steps=steps, progress=False)
+    return tmp_path / "run", res
+
+
+@pytest.mark.parametrize("model", [LSTM, TF], ids=["lstm", "transformer"])
+def test_tiny_metre_mode_model_trains_samples_with_guidance_and_scores_with_labels(tmp_path, model):
+    import csv
+
+    from tunesmith.evaluation.score import model_scorer, score_piece
+    from tunesmith.sampling.generate import generate
+    from tunesmith.training import load_run
+
+    run, _ = _train_cond(tmp_path, model)
+    rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r["split"] == "train" and r["metric"] == "loss"]
+    assert float(rows[-1]["value"]) < float(rows[0]["value"])            # it learns
+    m, codec, cfg, _ = load_run(run)
+    assert m.cond is not None and m.cond.kinds == ["metre", "mode"] and cfg.data["condition"] == ["metre", "mode"]
+    assert any(x.startswith("<mode=") for x in codec.labels)
+    with torch.no_grad():
+        m.cond.embed.weight.normal_(0, 1.0)              # make the labels matter, to see they are used
+    for w in (1.0, 3.0):
+        mels = generate(m, codec, 3, seed=0, condition="metre=3/4,mode=minor", guidance=w, steps=24)
+        assert len(mels) == 3 and all(tuple(x.time_signature) == (3, 4) for x in mels)
+    ids = m.sample_ids(codec, 4, None, 1.0, None, 16, torch.Generator().manual_seed(0),
+                       labels=codec.encode(["<metre=3/4>"]), guidance=2.0)
+    assert not any(codec.vocab[i].startswith("<") for r in ids for i in r)   # labels are never sampled
+    assert len(generate(m, codec, 2, seed=0, steps=8)) == 2                   # no condition: the null labels
+    # scoring: each song's own labels are given, and they change the likelihood
+    sc = model_scorer(m, codec, cfg)
+    song = ["<metre=3/4>", "<mode=minor>", "60", "_", "62", "_", "64", "_", "_", "_"]
+    a = score_piece(sc, song)
+    b = score_piece(sc, ["<metre=4/4>", "<mode=major>"] + song[2:])
+    c = score_piece(sc, song[2:])                                            # unlabelled: the null labels
+    assert a["steps"] == b["steps"] == c["steps"] == 9
+    assert len({round(a["nll"], 4), round(b["nll"], 4), round(c["nll"], 4)}) == 3
+    with pytest.raises(TunesmithError, match="valid: .*mode=minor"):
+        generate(m, codec, 1, seed=0, condition="mode=dorian", steps=4)
+
+
+def test_transformer_scoring_keeps_the_label_beyond_one_window(tmp_path):
+    """A song longer than the attention span: later windows no longer hold the label tokens, but are still
+    scored given the labels (log_probs finds them on the whole sequence)."""
+    from tunesmith.training import load_run
+
+    run, _ = _train_cond(tmp_path, TF, steps=2)
+    m, codec, _, _ = load_run(run)
+    with torch.no_grad():
+        m.cond.embed.weight.normal_(0, 1.0)
+    song = codec.encode(["60", "_", "62", "_"] * 30)
+    lab = codec.encode(["<metre=3/4>", "<mode=major>"])
+    d = [codec.index["/"]] * 8
+    full = m.log_probs(torch.tensor(d + lab + song))
+    tail = m.logits(torch.tensor([d + lab + song])[:, -32:])                 # the last window without labels
+    assert not torch.allclose(full[-32:], torch.log_softmax(tail[0].float(), -1), atol=1e-4)
+    slots = m.cond.slots(torch.tensor([d + lab + song]))[:, -32:]
+    with_labels = m.logits(torch.tensor([d + lab + song])[:, -32:], slots=slots)
+    assert torch.allclose(full[-16:], torch.log_softmax(with_labels[0].float(), -1)[-16:], atol=1e-4)
+
+
+def test_a_folder_without_labels_trains_unconditioned(tmp_path, capsys):
+    """Every song of a MIDI folder without time signatures reads as 4/4: the metre is dropped with a note."""
+    from tunesmith.data.midi import write_midi
+
+    for i in range(6):
+        notes = [(60 + (i + k) % 7, k * 0.5, 0.5) for k in range(24)]
+        write_midi(Score.from_notes(notes), tmp_path / f"s{i}.mid")
+    b = build_timestep(source=str(tmp_path), seq_len=16, condition=["metre"], val_fraction=0.2)
+    assert not b.codec.labels and "not conditioned on metre" in capsys.readouterr().err

@@ -22,14 +22,19 @@ from .essen import SEED_DURATIONS, check_durations, prepare_melodies, prepared_s
 from .notes import Score
 
 HOLD, REST, DELIM = "_", "r", "/"
-#: what ``data.condition`` may name: a label token (``<metre=3/4>``) is put before every song
-CONDITIONS = ("metre",)
-_KIND_ALIASES = {"metre": "metre", "meter": "metre", "time_signature": "metre"}
+#: what ``data.condition`` may name: label tokens (``<metre=3/4>``, ``<mode=minor>``) are put before every song
+CONDITIONS = ("metre", "mode")
+_KIND_ALIASES = {"metre": "metre", "meter": "metre", "time_signature": "metre", "mode": "mode"}
 
 
 def is_label(symbol) -> bool:
     """A condition label token such as ``<metre=3/4>`` (not a note, rest or hold)."""
     return str(symbol).startswith("<") and str(symbol).endswith(">")
+
+
+def label_kind(symbol) -> str:
+    """``"<metre=3/4>"`` -> ``"metre"``."""
+    return str(symbol)[1:].split("=", 1)[0]
 
 
 def check_condition(condition) -> list[str]:
@@ -40,18 +45,31 @@ def check_condition(condition) -> list[str]:
     kinds = [k.strip().lower() for item in items for k in str(item).split(",") if k.strip()]
     bad = [k for k in kinds if k not in _KIND_ALIASES]
     if bad:
-        raise TunesmithError(f"data.condition {bad[0]!r} is not supported: use {list(CONDITIONS)} "
-                             "(mode conditioning is not implemented)")
+        raise TunesmithError(f"data.condition {bad[0]!r} is not supported: use any of {list(CONDITIONS)}")
     return list(dict.fromkeys(_KIND_ALIASES[k] for k in kinds))
 
 
+def song_mode(score: Score) -> str:
+    """``"major"`` or ``"minor"``: the corpus's own annotation when it says minor, else the Krumhansl-Schmuckler
+    estimate on the duration-weighted pitch-class histogram (music21 reads a bare key signature as a major key --
+    every Erk song is annotated "major" -- so a "major" annotation is not trusted)."""
+    from .notes import estimate_key
+
+    if score.key is not None and score.key[1] == "minor":
+        return "minor"
+    return estimate_key(score.pitch_class_histogram())[1]
+
+
 def song_labels(score: Score, condition) -> list[str]:
-    """The label tokens of one song for ``data.condition``, e.g. ``["<metre=3/4>"]`` (its first time signature)."""
+    """The label tokens of one song for ``data.condition``, in the order of the kinds, e.g.
+    ``["<metre=3/4>", "<mode=minor>"]`` (its first time signature; its mode, :func:`song_mode`)."""
     out = []
     for kind in check_condition(condition):
         if kind == "metre":
             num, den = score.time_signature
             out.append(f"<metre={int(num)}/{int(den)}>")
+        elif kind == "mode":
+            out.append(f"<mode={song_mode(score)}>")
     return out
 
 
@@ -124,12 +142,25 @@ class TimeStepCodec(Codec):
         return cls(state["vocab"], state["step"], state["seq_len"], state.get("target", "all"))
 
     def model_info(self) -> dict[str, Any]:
-        return {"vocab_size": len(self.vocab), "delimiter_id": self.index[DELIM], "target": self.target}
+        info = {"vocab_size": len(self.vocab), "delimiter_id": self.index[DELIM], "target": self.target}
+        if self.labels:
+            info["label_groups"] = self.label_groups
+        return info
 
     @property
     def labels(self) -> list[str]:
         """The condition label tokens of the vocabulary (empty for an unconditioned model)."""
         return [s for s in self.vocab if is_label(s)]
+
+    @property
+    def label_groups(self) -> dict[str, list[int]]:
+        """``{kind: [ids of its label tokens]}`` in the order the kinds precede a song (metre, then mode)."""
+        groups: dict[str, list[int]] = {}
+        for kind in CONDITIONS:
+            ids = [self.index[s] for s in self.labels if label_kind(s) == kind]
+            if ids:
+                groups[kind] = ids
+        return groups
 
     def condition_symbols(self, condition) -> list[str]:
         """``"metre=3/4"`` (a comma list, or a dict) -> the label tokens to put before a primer. A kind or
@@ -152,7 +183,12 @@ class TimeStepCodec(Codec):
                 raise TunesmithError(f"condition {str(k).strip()}={str(v).strip()} is not one this model knows; "
                                      f"valid: {valid}")
             out.append(tok)
-        return out
+        kinds = [label_kind(t) for t in out]
+        if len(set(kinds)) < len(kinds):
+            raise TunesmithError(f"condition {condition!r} names {kinds[0]} twice; give each kind once, e.g. "
+                                 "metre=3/4,mode=minor")
+        order = list(CONDITIONS)
+        return sorted(out, key=lambda t: order.index(label_kind(t)))  # the order the labels precede a song
 
     def encode(self, symbols) -> list[int]:
         unknown = [s for s in symbols if s not in self.index]
@@ -177,23 +213,26 @@ def encode_corpus(scores: list[Score], step: float, durations, transpose: bool, 
 
 
 class LabelledWindows(WindowedStream):
-    """Windows whose first symbol (an input only: it is never a target) is replaced by the condition label of
-    the song the window starts in, so every window of a song is conditioned, not only the one where the song
-    (and its label) starts; a window starting between songs is left as it is."""
+    """Windows that carry, for every position, the label of each condition kind of the song it lies in
+    (``batch()["labels"]``: (B, length, kinds) label-token ids, -1 between songs): a window that starts inside a
+    song is conditioned although the song's label tokens lie before it. The models add the labels' embeddings
+    at every step (docs/conditioning.md)."""
 
-    def __init__(self, stream: torch.Tensor, length: int, stride: int, labels: list[int], delimiter: int):
+    def __init__(self, stream: torch.Tensor, length: int, stride: int, groups: list[list[int]], delimiter: int):
         super().__init__(stream, length, stride)
-        cur, first = -1, []
-        lab = set(labels)
+        kind = {t: k for k, ids in enumerate(groups) for t in ids}
+        cur, rows = [-1] * len(groups), []
         for t in stream.tolist():
-            cur = t if t in lab else (-1 if t == delimiter else cur)
-            first.append(cur)
-        self.first = torch.tensor(first, dtype=torch.long)
+            if t == delimiter:
+                cur = [-1] * len(groups)
+            elif t in kind:
+                cur[kind[t]] = t
+            rows.append(list(cur))
+        self.current = torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(groups))
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         b = super().batch(idx)
-        lab = self.first[self.starts[idx]]
-        b["tokens"][:, 0] = torch.where(lab >= 0, lab, b["tokens"][:, 0])
+        b["labels"] = self.current[self.starts[idx][:, None] + self.offsets]
         return b
 
 
@@ -224,6 +263,13 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
     if max_pieces:
         scores = scores[:max_pieces]
     kept, reasons = encode_corpus(scores, step, durations, transpose)
+    if condition:  # a kind every song shares (e.g. MIDI files without time signatures read as 4/4) is dropped
+        values = {k: Counter(lab for sc, _ in kept for lab in song_labels(sc, [k])) for k in condition}
+        for k, v in values.items():
+            if len(v) < 2:
+                print(f"data.condition: every song has {next(iter(v), 'no ' + k)}: not conditioned on {k}",
+                      file=sys.stderr, flush=True)
+        condition = [k for k in condition if len(values[k]) >= 2]
     if condition:
         kept = [(sc, song_labels(sc, condition) + syms) for sc, syms in kept]
     train, val = split_by_piece(kept, val_fraction, split_seed)
@@ -234,7 +280,7 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
     def windows(stream, length, stride):
         if not condition:
             return WindowedStream(stream, length, stride)
-        return LabelledWindows(stream, length, stride, [codec.index[x] for x in codec.labels], codec.index[DELIM])
+        return LabelledWindows(stream, length, stride, list(codec.label_groups.values()), codec.index[DELIM])
     train_ds = windows(train_stream, seq_len + 1, stride)
     val_ds = None
     if val:
@@ -244,7 +290,7 @@ def build_timestep(dataset: str = "essen-erk", seq_len: int = 64, step: float = 
              "val_songs": len(val), "train_tokens": len(train_stream), "vocab_size": len(codec.vocab),
              "target": target}
     if condition:
-        stats["labels"] = dict(Counter(syms[0] for _, syms in kept))
+        stats["labels"] = dict(Counter(x for _, syms in kept for x in syms[:len(condition)]))
     bundle = DataBundle(train_ds, val_ds, codec, stats, reference=[sc for sc, _ in val])
     bundle.baseline = lambda: ngram_baseline(bundle)
     return bundle

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -62,15 +63,17 @@ def feature_size() -> int:
 
 
 @dataclass
-class MetreClassifier:
+class LinearClassifier:
+    """Multinomial logistic regression over standardised features of a melody (``featurize``)."""
     labels: list[str]
     mean: np.ndarray
     std: np.ndarray
     weight: np.ndarray    # (features, classes)
     bias: np.ndarray
+    featurize: Callable = features
 
     def predict_proba(self, scores: list[Score]) -> np.ndarray:
-        X = (np.stack([features(s) for s in scores]) - self.mean) / self.std
+        X = (np.stack([self.featurize(s) for s in scores]) - self.mean) / self.std
         z = X @ self.weight + self.bias
         z = z - z.max(1, keepdims=True)
         p = np.exp(z)
@@ -80,16 +83,12 @@ class MetreClassifier:
         return [self.labels[i] for i in self.predict_proba(scores).argmax(1)]
 
 
-def fit(scores: list[Score], min_songs: int = 20, l2: float = 1e-2, seed: int = 0) -> MetreClassifier:
-    """Fit on songs labelled by their own (first) time signature."""
-    names = [metre_name(s.time_signature) for s in scores]
-    counts = {n: names.count(n) for n in set(names)}
-    labels = sorted(n for n, c in counts.items() if c >= min_songs)
-    if len(labels) < 2:
-        raise TunesmithError(f"a metre classifier needs two metres with >= {min_songs} songs each; got {counts}")
-    keep = [i for i, n in enumerate(names) if n in labels]
-    X = np.stack([features(scores[i]) for i in keep])
-    y = np.array([labels.index(names[i]) for i in keep])
+MetreClassifier = LinearClassifier
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, labels: list[str], featurize: Callable, l2: float = 1e-2,
+               seed: int = 0) -> LinearClassifier:
+    """L2-regularised multinomial logistic regression (L-BFGS) on feature rows ``X`` and class ids ``y``."""
     mean, std = X.mean(0), X.std(0) + 1e-6
     Xt = torch.tensor((X - mean) / std, dtype=torch.float64)
     yt = torch.tensor(y)
@@ -104,7 +103,38 @@ def fit(scores: list[Score], min_songs: int = 20, l2: float = 1e-2, seed: int = 
         loss.backward()
         return loss
     opt.step(closure)
-    return MetreClassifier(labels, mean, std, W.detach().numpy(), b.detach().numpy())
+    return LinearClassifier(labels, mean, std, W.detach().numpy(), b.detach().numpy(), featurize)
+
+
+def truncate(score: Score, fraction: float) -> Score:
+    """The melody cut after ``fraction`` of its length, at the first onset from there (so it no longer ends on
+    a bar line, as a sampled melody need not): a classifier fitted with such crops cannot lean on the ending."""
+    s = score.pitched()
+    cut = score.length * fraction
+    later = s.start[s.start >= cut]
+    end = float(later.min()) if len(later) else score.length
+    keep = s.start < end
+    out = Score.from_notes(zip(s.pitch[keep], s.start[keep], np.minimum(s.duration[keep], end - s.start[keep])),
+                           time_signature=score.time_signature, key=score.key, end=end)
+    return out
+
+
+def fit(scores: list[Score], min_songs: int = 20, l2: float = 1e-2, seed: int = 0, crops: int = 0) -> MetreClassifier:
+    """Fit on songs labelled by their own (first) time signature. ``crops`` > 0 adds that many copies of each
+    song cut at a random point between 40 % and 95 % of its length (:func:`truncate`), so the classifier does
+    not need the song to end on a bar line."""
+    names = [metre_name(s.time_signature) for s in scores]
+    counts = {n: names.count(n) for n in set(names)}
+    labels = sorted(n for n, c in counts.items() if c >= min_songs)
+    if len(labels) < 2:
+        raise TunesmithError(f"a metre classifier needs two metres with >= {min_songs} songs each; got {counts}")
+    keep = [i for i, n in enumerate(names) if n in labels]
+    rng = np.random.default_rng(seed)
+    items = [(scores[i], names[i]) for i in keep]
+    items += [(truncate(scores[i], float(rng.uniform(0.4, 0.95))), names[i]) for i in keep for _ in range(crops)]
+    X = np.stack([features(s) for s, _ in items])
+    y = np.array([labels.index(n) for _, n in items])
+    return fit_linear(X, y, labels, features, l2, seed)
 
 
 def evaluate(clf: MetreClassifier, scores: list[Score]) -> dict:

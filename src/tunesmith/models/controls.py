@@ -19,7 +19,10 @@ CONTROL_MEANINGS: dict[str, tuple[str, str]] = {   # name -> (range, meaning)
     "top_k": (">= 1", "sample among the k most likely symbols only"),
     "steps": (">= 1", "how many time steps (16th notes) to generate"),
     "tempo": ("(0, 1000]", "tempo of the written MIDI in quarter notes per minute"),
-    "condition": ("label", "condition label of a conditional model"),
+    "condition": ("label", "condition labels of a conditional model, e.g. metre=3/4,mode=minor (a kind left out "
+                           "is free)"),
+    "guidance": (">= 0", "classifier-free guidance: 1 = plain conditional, > 1 follows the condition more "
+                         "strictly, 0 ignores it"),
     "sliders": ("[-3, 3] each", "latent slider positions (standard deviations along each direction)"),
     "interpolate": ("2 files", "two MIDI files: decode the latent path between them"),
     "melody": ("MIDI file", "a melody to harmonise as the soprano (kept exactly)"),
@@ -38,6 +41,7 @@ class Control:
     default: Any
     range: str
     meaning: str
+    choices: tuple = ()   # the values a choice control takes (a conditioned model's labels), else empty
 
     @property
     def flag(self) -> str:
@@ -52,8 +56,15 @@ def _type_name(p: inspect.Parameter) -> str:
     return type(d).__name__ if d not in (None, inspect.Parameter.empty) else "any"
 
 
-def controls(model) -> list[Control]:
+def condition_choices(codec) -> tuple[str, ...]:
+    """A conditioned time-step model's labels as ``--condition`` values (``metre=3/4``, ``mode=minor``)."""
+    return tuple(str(s)[1:-1] for s in (getattr(codec, "labels", None) or []))
+
+
+def controls(model, codec=None) -> list[Control]:
+    """The model's controls; with the run's ``codec``, ``condition`` lists the labels it was trained with."""
     cls = model if isinstance(model, type) else type(model)
+    labels = condition_choices(codec) if codec is not None else ()
     notes = getattr(cls, "CONTROL_NOTES", {}) or {}
     out = []
     for name, p in inspect.signature(cls.generate).parameters.items():
@@ -61,14 +72,18 @@ def controls(model) -> list[Control]:
             continue
         rng, meaning = CONTROL_MEANINGS.get(name, ("", ""))
         default = None if p.default is inspect.Parameter.empty else p.default
+        if name == "condition" and labels:  # a choice: one value per kind, joined by commas
+            out.append(Control(name, "choice", default, ", ".join(labels), notes.get(name, meaning), labels))
+            continue
         out.append(Control(name, _type_name(p), default, rng, notes.get(name, meaning)))
     return out
 
 
-def describe(model, defaults: dict | None = None) -> str:
+def describe(model, defaults: dict | None = None, codec=None) -> str:
     """A table of the model's controls (defaults from the run's [sample] section win)."""
     defaults = defaults or {}
-    rows = [(c.flag, c.type, repr(defaults.get(c.name, c.default)), c.range, c.meaning) for c in controls(model)]
+    rows = [(c.flag, c.type, repr(defaults.get(c.name, c.default)), c.range, c.meaning)
+            for c in controls(model, codec)]
     if not rows:
         return f"{type(model).__name__} takes no sampling controls besides --num, --seed and --out"
     w = [max(len(r[i]) for r in rows + [("flag", "type", "default", "range", "meaning")]) for i in range(4)]

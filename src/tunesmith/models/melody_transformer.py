@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import TunesmithError
 from .base import TunesmithModel, register_model
-from .melody_lstm import MelodyLSTM, next_token_loss
+from .melody_lstm import LabelConditioning, MelodyLSTM, guided, next_token_loss
 
 
 def skew(qe: torch.Tensor) -> torch.Tensor:
@@ -104,7 +104,8 @@ class MelodyTransformer(TunesmithModel):
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, d_model: int = 256, layers: int = 4, heads: int = 8,
                  ff: int = 1024, max_len: int = 256, dropout: float = 0.1, tie_embeddings: bool = True,
-                 prime_delimiters: int = 16, mask_delimiter_runs: bool = True, target: str = "all"):
+                 prime_delimiters: int = 16, mask_delimiter_runs: bool = True, target: str = "all",
+                 label_groups: dict | None = None, label_dropout: float = 0.1):
         super().__init__()
         if target != "all":
             raise TunesmithError("melody_transformer trains every position: set data.target = \"all\"")
@@ -113,6 +114,9 @@ class MelodyTransformer(TunesmithModel):
         self.vocab_size, self.delimiter_id, self.max_len = vocab_size, delimiter_id, max_len
         self.prime_delimiters, self.mask_delimiter_runs = prime_delimiters, mask_delimiter_runs
         self.embed = nn.Embedding(vocab_size, d_model)
+        # a conditioned model (data.condition): its labels' vector is added to the input at every step
+        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, d_model, label_dropout)
+                     if label_groups else None)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(d_model, heads, ff, max_len, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(d_model)
@@ -120,6 +124,8 @@ class MelodyTransformer(TunesmithModel):
         if tie_embeddings:
             self.head.weight = self.embed.weight
         self.apply(self._init)
+        if self.cond is not None:
+            nn.init.zeros_(self.cond.embed.weight)
 
     @staticmethod
     def _init(m):
@@ -129,9 +135,13 @@ class MelodyTransformer(TunesmithModel):
                 nn.init.zeros_(m.bias)
 
     # ----------------------------------------------------------------- likelihood
-    def logits(self, ids: torch.Tensor, return_cache: bool = False):
-        """Next-symbol logits for every position of ``ids`` (B, T <= max_len)."""
-        x = self.drop(self.embed(ids))
+    def logits(self, ids: torch.Tensor, return_cache: bool = False, slots: torch.Tensor | None = None):
+        """Next-symbol logits for every position of ``ids`` (B, T <= max_len); a conditioned model takes the
+        labels' ``slots`` (B, T, kinds), found in ``ids`` when not given."""
+        x = self.embed(ids)
+        if self.cond is not None:
+            x = x + self.cond(self.cond.slots(ids) if slots is None else slots)
+        x = self.drop(x)
         cache = []
         for b in self.blocks:
             x, kv = b(x)
@@ -140,9 +150,12 @@ class MelodyTransformer(TunesmithModel):
         return (out, cache) if return_cache else out
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
-        tokens = batch["tokens"]
+        tokens, slots = batch["tokens"], None
+        if self.cond is not None:
+            tokens, labels = self.cond.drop(tokens, batch.get("labels"))
+            slots = self.cond.slots(tokens, labels)[:, :-1]
         x, y = tokens[:, :-1], tokens[:, 1:]
-        return next_token_loss(self.logits(x), x, y, self.delimiter_id, self.mask_delimiter_runs)
+        return next_token_loss(self.logits(x, slots=slots), x, y, self.delimiter_id, self.mask_delimiter_runs)
 
     @torch.no_grad()
     def log_probs(self, ids: torch.Tensor) -> torch.Tensor:
@@ -152,42 +165,59 @@ class MelodyTransformer(TunesmithModel):
         self.eval()
         T, L = len(ids), self.max_len
         out = torch.empty(T, self.vocab_size, device=ids.device)
+        # a conditioned model: the labels of every position from the whole sequence (a later window no longer
+        # holds the song's label tokens)
+        slots = self.cond.slots(ids[None]) if self.cond is not None else None
+        sl = (lambda a, b: slots[:, a:b]) if slots is not None else (lambda a, b: None)
         if T <= L:
-            return torch.log_softmax(self.logits(ids[None])[0].float(), -1)
+            return torch.log_softmax(self.logits(ids[None], slots=slots)[0].float(), -1)
         half = L // 2
-        out[:L] = torch.log_softmax(self.logits(ids[None, :L])[0].float(), -1)
+        out[:L] = torch.log_softmax(self.logits(ids[None, :L], slots=sl(0, L))[0].float(), -1)
         done = L
         while done < T:  # next block of up to half a window, scored with at least half a window of context
             end = min(done + half, T)
-            lp = torch.log_softmax(self.logits(ids[None, end - L:end])[0].float(), -1)
+            lp = torch.log_softmax(self.logits(ids[None, end - L:end], slots=sl(end - L, end))[0].float(), -1)
             out[done:end] = lp[L - (end - done):]
             done = end
         return out
 
     # ----------------------------------------------------------------- sampling
-    def _primed(self, n: int, primer_ids: list[int]) -> torch.Tensor:
-        start = [self.delimiter_id] * self.prime_delimiters + primer_ids
-        return torch.tensor([start[-self.max_len:]] * n, device=self.device)
+    def _primed(self, n: int, primer_ids: list[int], labels: list[int] | None = None) -> torch.Tensor:
+        lab = self.cond.prefix(labels or []) if self.cond is not None else []
+        start = [self.delimiter_id] * self.prime_delimiters + lab + primer_ids
+        return torch.tensor([start] * n, device=self.device)
+
+    _guided_start = MelodyLSTM._guided_start
 
     @torch.no_grad()
     def sample_ids(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
-                   top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
-        """N continuations in one batch with a key/value cache: one query per layer and symbol."""
+                   top_k: int | None = None, steps: int = 256, generator=None, labels: list[int] | None = None,
+                   guidance: float = 1.0) -> list[list[int]]:
+        """N continuations in one batch with a key/value cache: one query per layer and symbol. ``labels``
+        and ``guidance``: as the LSTM's (a conditioned model; rows n..2n are the unconditioned branch)."""
         was_training = self.training
         self.eval()
         primer_ids = codec.parse_primer(primer) if primer else []
-        logits, cache = self.logits(self._primed(n, primer_ids), return_cache=True)
-        last = logits[:, -1]
+        start = self._guided_start(self._primed(n, primer_ids, labels), guidance)
+        slots = self.cond.slots(start)[:, -self.max_len:] if self.cond is not None else None
+        logits, cache = self.logits(start[:, -self.max_len:], return_cache=True, slots=slots)
+        mask = self.cond.label_ids if self.cond is not None else None
+        cvec = self.cond(slots[:, -1])[:, None] if self.cond is not None else 0.0
+        last = guided(logits[:, -1], n, guidance, mask) if mask is not None else logits[:, -1]
         out = torch.empty(n, steps, dtype=torch.long, device=self.device)
         for t in range(steps):
             nxt = MelodyLSTM.pick(last, temperature, top_k, generator)
             out[:, t] = nxt
             if t + 1 == steps:
                 break
-            x = self.embed(nxt)[:, None]
+            if start.shape[0] > n:
+                nxt = torch.cat([nxt, nxt])
+            x = self.embed(nxt)[:, None] + cvec
             for i, b in enumerate(self.blocks):
                 x, cache[i] = b.step(x, cache[i])
             last = self.head(self.ln(x))[:, 0]
+            if mask is not None:
+                last = guided(last, n, guidance, mask)
         self.train(was_training)
         return MelodyLSTM._melodies(self, primer_ids, out)
 
@@ -197,8 +227,10 @@ class MelodyTransformer(TunesmithModel):
         """For comparison: re-run the whole context (up to ``max_len`` symbols) for every new symbol."""
         was_training = self.training
         self.eval()
+        if self.cond is not None:
+            raise TunesmithError("sample_ids_window is the unconditioned comparison; use sample_ids")
         primer_ids = codec.parse_primer(primer) if primer else []
-        seq = self._primed(n, primer_ids)
+        seq = self._primed(n, primer_ids)[:, -self.max_len:]
         gen = []
         for _ in range(steps):
             nxt = MelodyLSTM.pick(self.logits(seq[:, -self.max_len:])[:, -1], temperature, top_k, generator)
