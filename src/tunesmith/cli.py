@@ -63,7 +63,7 @@ def cmd_sample(a) -> None:
 
         model, codec, cfg, meta = load_run(a.run, "cpu")
         print(f"{a.run}: {cfg.model['name']} ({type(model).__name__}); controls for `tunesmith sample`:")
-        print(describe(model, dict(cfg.sample)))
+        print(describe(model, dict(cfg.sample), codec))
         return
     if a.reconstruct:
         from .sampling.reconstruct import reconstruct_run
@@ -80,7 +80,7 @@ def cmd_sample(a) -> None:
     from .sampling.generate import sample_run
 
     opts = {"primer": a.primer, "temperature": a.temperature, "top_k": a.top_k, "steps": a.steps,
-            "tempo": a.tempo, "condition": a.condition, "pitch": a.pitch,
+            "tempo": a.tempo, "condition": a.condition, "guidance": a.guidance, "pitch": a.pitch,
             "interpolate": tuple(a.interpolate) if a.interpolate else None,
             "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
             "noise": a.noise, "melody": a.melody}
@@ -167,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=None, help="maximum generated steps")
     s.add_argument("--seed", type=int, default=None, help="random seed for reproducible samples")
     s.add_argument("--tempo", type=float, default=None, help="tempo of the written MIDI, quarter notes/minute")
-    s.add_argument("--condition", default=None, help="condition label (conditional models)")
+    s.add_argument("--condition", default=None,
+                   help="condition labels of a conditional model, e.g. metre=3/4,mode=minor (--help-model lists them)")
+    s.add_argument("--guidance", type=float, default=None,
+                   help="conditioned melody models: classifier-free guidance scale (1 = plain conditional)")
     s.add_argument("--pitch", type=int, default=None, metavar="MIDI",
                    help="pitch-conditioned audio models: the MIDI pitch to play (e.g. 60)")
     s.add_argument("--melody", default=None, metavar="FILE.mid",
