@@ -11,6 +11,7 @@ MODEL_MODULES = [
     "melody_lstm",                                                    # seed 000 LSTM
     "melody_transformer",                                             # issue 16: relative attention
     "gan_dense", "lstm_gan", "patchgan", "chorale_wgan", "gan_onehot",  # GANs
+    "gan_rhythm",                                                     # GAN with rhythm (issue 15)
     "autoencoder", "seq2seq",                                         # seed 001
     "spec_gan", "spec_bilstm", "wavenet", "audio_cvae",               # seed 003 audio
     "coconet",                                                        # chorale harmoniser (issue 15)
