@@ -80,14 +80,16 @@ def _control_names(model) -> set[str]:
     return {c.name for c in controls(model)}
 
 
-def _controls(model, sample: dict) -> list[dict]:
-    """The model's declared sampling controls (models/controls.py), with the run's [sample] defaults."""
+def _controls(model, sample: dict, codec=None) -> list[dict]:
+    """The model's declared sampling controls (models/controls.py), with the run's [sample] defaults; a choice
+    control (a conditioned model's ``condition``) lists its ``choices``."""
     from ..models.controls import controls
 
     def plain(v):
         return v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
     return [{"name": c.name, "type": c.type, "default": plain(sample.get(c.name, c.default)), "range": c.range,
-             "meaning": c.meaning} for c in controls(model)]
+             "meaning": c.meaning, **({"choices": list(c.choices)} if c.choices else {})}
+            for c in controls(model, codec)]
 
 
 def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
@@ -116,7 +118,11 @@ def load_entries(runs: list[str | Path]) -> dict[str, Entry]:
             opts["threshold"] = float(codec.threshold)
             opts["output"] = getattr(model, "output", "sigmoid")
         opts["tempo"] = float(sample.get("tempo", getattr(codec, "tempo", 120.0)) or 120.0)
-        opts["controls"] = _controls(model, sample)
+        opts["controls"] = _controls(model, sample, codec)
+        groups = getattr(codec, "label_groups", None) if kind == "lstm" else None
+        if groups:   # a conditioned melody model: its labels by kind, and the guidance scale
+            opts["conditions"] = {k: [codec.vocab[i][len(k) + 2:-1] for i in ids] for k, ids in groups.items()}
+            opts["guidance"] = float(sample.get("guidance", 1.0))
         opts.update(_describe(r, cfg, meta, opts["family"], kind))
         if kind == "lstm" and getattr(codec, "step", None) is not None:   # a codec with a primer text
             pitches = [int(s) for s in codec.vocab if str(s).isdigit()]
@@ -190,7 +196,10 @@ class GenerateRequest(Strict):
     sliders: Optional[list[float]] = Field(None, min_length=1, max_length=100,
                                            description=f"VAE: slider values in standard deviations, "
                                                        f"each in [-{SLIDER_LIMIT:g}, {SLIDER_LIMIT:g}]")
-    condition: Optional[str] = Field(None, max_length=64, description="conditional VAE: a label")
+    condition: Optional[str] = Field(None, max_length=64, description="conditional VAE: a label; conditioned "
+                                     "melody model: labels such as metre=3/4,mode=minor")
+    guidance: Optional[float] = Field(None, ge=0, le=20, description="conditioned melody model: classifier-free "
+                                      "guidance scale (1 = plain conditional)")
     threshold: Optional[float] = Field(None, ge=0.01, le=0.99, description="VAE (sigmoid): note threshold")
     primer: Optional[str] = Field(None, max_length=400, description="LSTM: primer melody in the encoding's text")
     temperature: Optional[float] = Field(None, ge=0.05, le=5.0, description="LSTM: sampling temperature")
@@ -354,7 +363,9 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
         seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         if e.kind == "audio":
             raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
-        if e.kind != "vae" and (req.sliders is not None or req.condition is not None or req.threshold is not None):
+        conditioned = e.kind == "lstm" and bool(e.options.get("conditions"))
+        if e.kind != "vae" and (req.sliders is not None or req.threshold is not None or
+                                (not conditioned and (req.condition is not None or req.guidance is not None))):
             raise HTTPException(422, f"model {e.name} ({e.kind}) takes no sliders, condition or threshold")
         if e.kind != "lstm" and (req.primer is not None or req.temperature is not None or req.steps is not None):
             raise HTTPException(422, f"model {e.name} ({e.kind}) takes no primer, temperature or steps")
@@ -380,7 +391,9 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
                 params = _control_names(e.model)
                 opts = {"primer": req.primer if req.primer is not None else e.options.get("primer") or None,
                         "temperature": req.temperature or e.options.get("temperature", 1.0),
-                        "steps": req.steps or e.options.get("steps", 256), "tempo": req.tempo}
+                        "steps": req.steps or e.options.get("steps", 256), "tempo": req.tempo,
+                        "condition": req.condition or None,
+                        "guidance": req.guidance if req.guidance is not None else e.options.get("guidance")}
                 opts = {k: v for k, v in opts.items() if k in params and v is not None}
                 score = e.model.generate(e.codec, 1, generator=gen, **opts)[0]
             else:

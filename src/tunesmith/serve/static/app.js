@@ -102,6 +102,12 @@ function request(intent) {
     if (p) body.primer = p;
     body.temperature = Number($("temperature").value);
     body.steps = stepsFor(m);
+    if (m.conditions) {   // a conditioned model: the picked labels ("any" leaves a kind free) and the guidance
+      const picked = [...document.querySelectorAll("#lstm-cond-selects select")].filter((s) => s.value)
+        .map((s) => `${s.dataset.kind}=${s.value}`);
+      if (picked.length) body.condition = picked.join(",");
+      body.guidance = Number($("guidance").value);
+    }
   }
   return body;
 }
@@ -221,6 +227,7 @@ function chooseModel(name, restore) {
     $("bars").value = Math.max(1, Math.min(64, bars((m.steps || 128) * (m.step || 0.25))));
     buildKeyboard(m);
     primerHelp(m);
+    buildConditions(m);
   }
   if (restore) applyRestore(restore);
   outputs();
@@ -229,7 +236,27 @@ function chooseModel(name, restore) {
 }
 
 function outputs() {
-  for (const id of ["tempo", "temperature", "threshold"]) $(id + "-out").textContent = $(id).value;
+  for (const id of ["tempo", "temperature", "threshold", "guidance"]) $(id + "-out").textContent = $(id).value;
+}
+
+// a conditioned melody model (GET /api/models "conditions": {kind: [values]}): one choice per kind
+function buildConditions(m) {
+  const box = $("lstm-cond-selects");
+  box.innerHTML = "";
+  $("lstm-cond").classList.toggle("hidden", !m.conditions);
+  if (!m.conditions) return;
+  for (const [kind, values] of Object.entries(m.conditions)) {
+    const lab = document.createElement("label");
+    lab.textContent = kind[0].toUpperCase() + kind.slice(1) + " ";
+    const sel = document.createElement("select");
+    sel.id = "cond-" + kind; sel.dataset.kind = kind;
+    for (const v of ["", ...values]) {
+      const o = document.createElement("option"); o.value = v; o.textContent = v || "any"; sel.appendChild(o);
+    }
+    sel.onchange = () => regenerate();
+    lab.appendChild(sel); box.appendChild(lab);
+  }
+  $("guidance").value = m.guidance || 1;
 }
 
 function buildSliders(n, range) {
@@ -400,6 +427,8 @@ function bind() {
   $("tempo").oninput = () => { outputs(); retempo(); saveUrl(); };
   $("temperature").oninput = outputs;
   $("temperature").onchange = () => regenerate();
+  $("guidance").oninput = outputs;
+  $("guidance").onchange = () => regenerate();
   $("bars").onchange = () => { $("bars").value = Math.max(1, Math.min(64, Math.round(Number($("bars").value)) || 8)); regenerate(); };
   $("primer").onkeydown = (e) => { if (e.key === "Enter") regenerate({fresh: !app.seedLocked}); };
   $("threshold").oninput = () => { outputs(); regenerate(); };
