@@ -30,8 +30,14 @@ case "$NAME" in
     tunesmith train configs/chorale_coconet.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/chorale_coconet.toml
     ;;
+  essen-gan-rhythm)
+    # issue 15: the GAN with rhythm (docs/gans.md); scripts/cpu_budget.py stops it at 30 CPU minutes if the
+    # config's max_steps is not reached first, and prints the CPU and wall time for the card (ZOO_CPU_TIME_S)
+    python scripts/cpu_budget.py 1800 tunesmith train configs/gan_rhythm.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/gan_rhythm.toml
+    ;;
   *)
-    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer" >&2
+    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer, essen-gan-rhythm" >&2
     exit 2
     ;;
 esac

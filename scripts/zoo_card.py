@@ -76,6 +76,26 @@ CARDS = {
                         "against the held-out phrases; attribute_spearman: Spearman correlation between attribute "
                         "slider value (-3..3, 13 steps, from the latent mean) and the attribute of the decoded phrase.",
     },
+    "essen-gan-rhythm": {
+        "title": "Essen GAN with rhythm (one-hot WGAN-GP, issue 15)",
+        "description": "WGAN-GP over 4-bar Essen Erk phrases of 16th-note steps (pitch / hold / rest): melodies with rhythm from noise.",
+        "family": "gan_rhythm",
+        "data": "the Essen LSTM's data (Erk songs transposed to C major / A minor, 16th-note time steps, same filter and "
+                "vocabulary) cut into 4-bar phrases (64 steps, one starting every bar), as the melody VAE sees them",
+        "split": SPLIT,
+        "weaknesses": [
+            "Phrases of 4 bars of 4 beats; longer samples (--steps) chain independent phrases, so nothing ties "
+            "one phrase to the next (no repeats, no cadence at the end of the piece).",
+            "A narrower melody than the songs: fewer distinct pitches and a smaller range per phrase.",
+            "Only C major / A minor and the songs' pitches (MIDI 48-79); no triplets, no durations outside the filter.",
+            "No primer and no conditioning: a sample is a fresh latent vector (seed).",
+        ],
+        "figure_notes": "100 samples (argmax decoding, seed 0) evaluated with `tunesmith evaluate` against the held-out "
+                        "songs: mean_overlap at the config's [sample] length, mean_overlap_phrase for single 4-bar "
+                        "phrases. distinct: share of unique phrases among the 100; pairwise_edit: mean Levenshtein "
+                        "distance between two phrases / 64; copies: share identical to a training phrase; "
+                        "nearest_train: mean Hamming distance / 64 to the nearest training phrase. docs/gans.md.",
+    },
     "chorale-harmonizer": {
         "title": "Chorale harmoniser (Coconet-style)",
         "description": "Four-voice Bach-style harmony for any melody (kept exactly as the soprano), or whole chorales; Gibbs sampling.",
@@ -135,6 +155,7 @@ def main(name: str, run: str, config: str) -> None:
             "hardware": hardware(),
             # a run trained in several --resume segments: ZOO_WALL_TIME_S gives their sum
             "wall_time_s": float(os.environ.get("ZOO_WALL_TIME_S") or summary["seconds"]),
+            **({"cpu_time_s": float(os.environ["ZOO_CPU_TIME_S"])} if os.environ.get("ZOO_CPU_TIME_S") else {}),
             "figures": {}}
     zoo.export(run, name, card)               # figures are measured on the float16 weights that ship
     set_sample_defaults(name, config)

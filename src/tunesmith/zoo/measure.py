@@ -21,7 +21,9 @@ TOLERANCE = {"val_loss": 0.01, "val_accuracy": 0.005, "mean_overlap": 0.03, "ons
              "token_accuracy": 0.01, "attribute_spearman_min": 0.1,
              "in_scale": 0.02, "range_violations": 0.01, "parallels_per_100": 0.5, "voice_overlaps": 0.001,
              "composed_mean_overlap": 0.03, "composed_empty": 0, "nll_erased_random": 0.01,
-             "nll_erased_harmonize": 0.01}
+             "nll_erased_harmonize": 0.01,
+             "mean_overlap_phrase": 0.03, "distinct": 0.02, "pairwise_edit": 0.01, "copies": 0.02,
+             "nearest_train": 0.01}
 
 
 def measures(family: str):
@@ -150,3 +152,23 @@ def _coconet(model, codec, cfg, quick: bool = False) -> dict:
                            float(cfg.sample.get("temperature", 1.0)), quick=quick,
                            parallel_penalty=float(cfg.sample.get("parallel_penalty", 0.0)))
     return {"val_loss": round(float(v["loss"]), 4), "val_accuracy": round(float(v["acc"]), 4), **figs}
+
+
+@measures("gan_rhythm")
+def _gan_rhythm(model, codec, cfg, quick: bool = False) -> dict:
+    """The GAN with rhythm: 100 argmax samples (seed 0) of the [sample] length against the held-out songs
+    (``mean_overlap``), the same for single phrases (``mean_overlap_phrase``), and how distinct the single
+    phrases are from each other and from the training phrases (models/gan_rhythm.py ``distinctness``)."""
+    from ..data.base import build_data
+    from ..data.essen import prepared_songs
+    from ..models.gan_rhythm import distinctness
+
+    n = 20 if quick else 100
+    _, ref = prepared_songs(cfg.data.get("dataset", "essen-erk"), verbose=False)
+    steps = cfg.sample.get("steps")
+    ids = model.sample_ids(n, torch.Generator().manual_seed(0)).numpy()
+    figs = {"mean_overlap_phrase": _overlap([codec.decode(r) for r in ids], ref)}
+    long = model.sample_ids(n, torch.Generator().manual_seed(0), steps=steps).numpy() if steps else ids
+    figs["mean_overlap"] = _overlap([codec.decode(r) for r in long], ref) if steps else figs["mean_overlap_phrase"]
+    figs.update(distinctness(ids, build_data(**cfg.data).train.phrases.numpy()))
+    return figs
