@@ -231,19 +231,22 @@ def _train_cond(tmp_path, model, steps=60, condition='condition = ["metre", "mod
     return tmp_path / "run", res
 
 
+@pytest.mark.parametrize("positions", [False, True], ids=["labels", "labels+bar"])
 @pytest.mark.parametrize("model", [LSTM, TF], ids=["lstm", "transformer"])
-def test_tiny_metre_mode_model_trains_samples_with_guidance_and_scores_with_labels(tmp_path, model):
+def test_tiny_metre_mode_model_trains_samples_with_guidance_and_scores_with_labels(tmp_path, model, positions):
     import csv
 
     from tunesmith.evaluation.score import model_scorer, score_piece
     from tunesmith.sampling.generate import generate
     from tunesmith.training import load_run
 
-    run, _ = _train_cond(tmp_path, model)
+    run, _ = _train_cond(tmp_path, model, extra="label_dropout = 0.2\nbar_positions = true" if positions else
+                         "label_dropout = 0.2")
     rows = [r for r in csv.DictReader(open(run / "metrics.csv")) if r["split"] == "train" and r["metric"] == "loss"]
     assert float(rows[-1]["value"]) < float(rows[0]["value"])            # it learns
     m, codec, cfg, _ = load_run(run)
     assert m.cond is not None and m.cond.kinds == ["metre", "mode"] and cfg.data["condition"] == ["metre", "mode"]
+    assert m.cond.positions == positions
     assert any(x.startswith("<mode=") for x in codec.labels)
     with torch.no_grad():
         m.cond.embed.weight.normal_(0, 1.0)              # make the labels matter, to see they are used
@@ -295,3 +298,34 @@ def test_a_folder_without_labels_trains_unconditioned(tmp_path, capsys):
         write_midi(Score.from_notes(notes), tmp_path / f"s{i}.mid")
     b = build_timestep(source=str(tmp_path), seq_len=16, condition=["metre"], val_fraction=0.2)
     assert not b.codec.labels and "not conditioned on metre" in capsys.readouterr().err
+
+
+def test_bar_positions_follow_the_metre_label():
+    from tunesmith.models.melody_lstm import LabelConditioning
+
+    # vocab: / _ r 60 <metre=3/4> <metre=4/4> <mode=major> <mode=minor>; 3/4 = 12 steps, 4/4 = 16
+    lc = LabelConditioning(8, 0, {"metre": [4, 5], "mode": [6, 7]}, dim=4, bar_steps={4: 12, 5: 16})
+    assert lc.positions and lc.embed.num_embeddings == 6 + 49
+    song = [3] + [1] * 29
+    ids = torch.tensor([[0, 0, 4, 7] + song + [0, 6] + [3, 1, 1]])
+    since = lc.since(ids)[0].tolist()
+    assert since[:4] == [-1] * 4 and since[4:34] == list(range(30)) and since[34:36] == [-1, -1]
+    assert since[36:] == [0, 1, 2]
+    pos = (lc.slots(ids)[0, :, 2] - lc.pos0).tolist()
+    null = lc.MAX_BAR
+    assert pos[4:34] == [t % 12 for t in range(30)]                 # 3/4: the position repeats every 12 steps
+    assert pos[:4] == [null] * 4 and pos[36:] == [null] * 3         # no metre (second song: mode only) -> null
+    # sampling continues the count: the t-th new symbol after the context sits at since_last + 1 + t
+    s = lc.slots(ids[:, :20])
+    nxt = lc.step_slots(s[:, -1], lc.since(ids[:, :20])[:, -1], 3)
+    assert nxt[0].tolist() == lc.slots(ids[:, :24])[0, -1].tolist()
+    # windows carry the count of the song they lie in
+    b = build_timestep("essen-small", seq_len=16, condition=["metre"])
+    w = b.train.batch(torch.arange(len(b.train)))
+    ref, n = [], -1
+    for t in b.train.stream.tolist():
+        n = -1 if t == 0 or b.codec.vocab[t].startswith("<") else n + 1
+        ref.append(n)
+    for k, start in enumerate(b.train.starts.tolist()):
+        assert w["since"][k].tolist() == ref[start:start + 17]
+    assert max(ref) > 17                                              # songs longer than a window

@@ -145,7 +145,20 @@ class TimeStepCodec(Codec):
         info = {"vocab_size": len(self.vocab), "delimiter_id": self.index[DELIM], "target": self.target}
         if self.labels:
             info["label_groups"] = self.label_groups
+            info["bar_steps"] = self.bar_steps
         return info
+
+    @property
+    def bar_steps(self) -> dict[int, int]:
+        """``{metre label id: steps in one bar}`` (``<metre=3/4>`` -> 12 at a 16th-note step)."""
+        out = {}
+        for s in self.labels:
+            if label_kind(s) == "metre":
+                num, den = (int(x) for x in s[len("<metre="):-1].split("/"))
+                steps = num * 4 / den / self.step
+                if abs(steps - round(steps)) < 1e-9:
+                    out[self.index[s]] = int(round(steps))
+        return out
 
     @property
     def labels(self) -> list[str]:
@@ -221,18 +234,23 @@ class LabelledWindows(WindowedStream):
     def __init__(self, stream: torch.Tensor, length: int, stride: int, groups: list[list[int]], delimiter: int):
         super().__init__(stream, length, stride)
         kind = {t: k for k, ids in enumerate(groups) for t in ids}
-        cur, rows = [-1] * len(groups), []
+        cur, rows, since, n = [-1] * len(groups), [], [], -1
         for t in stream.tolist():
             if t == delimiter:
-                cur = [-1] * len(groups)
+                cur, n = [-1] * len(groups), -1
             elif t in kind:
-                cur[kind[t]] = t
+                cur[kind[t]], n = t, -1
+            else:
+                n += 1
             rows.append(list(cur))
+            since.append(n)
         self.current = torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(groups))
+        self.since = torch.tensor(since, dtype=torch.long)   # steps since the song's first symbol, -1 outside
 
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         b = super().batch(idx)
-        b["labels"] = self.current[self.starts[idx][:, None] + self.offsets]
+        at = self.starts[idx][:, None] + self.offsets
+        b["labels"], b["since"] = self.current[at], self.since[at]
         return b
 
 

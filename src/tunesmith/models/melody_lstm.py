@@ -41,9 +41,17 @@ class LabelConditioning(nn.Module):
 
     Training drops each kind's label with probability ``dropout`` per window (its label tokens become
     delimiters, its slot null), so the same network is also the unconditioned model that classifier-free
-    guidance needs: ``l_u + w (l_c - l_u)`` at sampling (``guidance`` w; 1 = plain conditional)."""
+    guidance needs: ``l_u + w (l_c - l_u)`` at sampling (``guidance`` w; 1 = plain conditional).
 
-    def __init__(self, vocab_size: int, delimiter_id: int, label_groups: dict, dim: int, dropout: float = 0.0):
+    With ``bar_steps`` (``{metre label id: bar length in steps}``) the vector also holds the **position in the
+    bar**: the steps since the song's first symbol modulo the bar length of its metre label (one more slot
+    column; null when the metre is null), so the bar period the metre asks for is given at every step instead of
+    being counted by the network. The phase is relative to the song's start (a pickup is learnt from the data)."""
+
+    MAX_BAR = 48   # positions 0..47 (a bar of up to 48 steps: 3/1 in 16ths), then one null position
+
+    def __init__(self, vocab_size: int, delimiter_id: int, label_groups: dict, dim: int, dropout: float = 0.0,
+                 bar_steps: dict | None = None):
         super().__init__()
         groups = [list(map(int, ids)) for ids in label_groups.values()]
         self.kinds, self.delimiter_id, self.p = list(label_groups), delimiter_id, float(dropout)
@@ -56,19 +64,55 @@ class LabelConditioning(nn.Module):
         self.register_buffer("slot_of", slot_of, persistent=False)
         self.register_buffer("kind_of", kind_of, persistent=False)
         self.register_buffer("nulls", torch.tensor(nulls), persistent=False)
-        self.embed = nn.Embedding(n, dim)
+        bar = torch.zeros(n + 1, dtype=torch.long)     # bar length of each label slot (0: not a metre)
+        for tok, steps in (bar_steps or {}).items():
+            if int(self.slot_of[int(tok)]) >= 0 and 0 < int(steps) <= self.MAX_BAR:
+                bar[self.slot_of[int(tok)]] = int(steps)
+        self.positions = bool(bar_steps) and "metre" in self.kinds
+        self.register_buffer("bar_of", bar, persistent=False)
+        self.pos0 = n                                  # position p has slot pos0 + p; null is pos0 + MAX_BAR
+        self.embed = nn.Embedding(n + (self.MAX_BAR + 1 if self.positions else 0), dim)
         nn.init.zeros_(self.embed.weight)
 
     @property
     def label_ids(self) -> torch.Tensor:
         return (self.kind_of >= 0).nonzero()[:, 0]
 
-    def slots(self, ids: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T) ids -> (B, T, kinds) slots: ``labels`` (B, T, kinds) label-token ids or -1 when given, else
-        the last label token of each kind since the last delimiter in ``ids`` (null before any)."""
+    def slots(self, ids: torch.Tensor, labels: torch.Tensor | None = None, since: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """(B, T) ids -> (B, T, kinds [+ 1]) slots: ``labels`` (B, T, kinds) label-token ids or -1 when given,
+        else the last label token of each kind since the last delimiter in ``ids`` (null before any); with bar
+        positions one more column, from ``since`` (steps since the song's first symbol, -1 outside a song;
+        found in ``ids`` when not given)."""
         if labels is None:
             labels = self._current(ids)
-        return torch.where(labels >= 0, self.slot_of[labels.clamp(min=0)], self.nulls.expand_as(labels))
+        out = torch.where(labels >= 0, self.slot_of[labels.clamp(min=0)], self.nulls.expand_as(labels))
+        if not self.positions:
+            return out
+        since = self.since(ids) if since is None else since
+        bar = self.bar_of[out[..., self.kinds.index("metre")]]
+        return torch.cat([out, self.position_slot(since, bar)[..., None]], -1)
+
+    def position_slot(self, since: torch.Tensor, bar: torch.Tensor) -> torch.Tensor:
+        pos = torch.where((since >= 0) & (bar > 0), since % bar.clamp(min=1), torch.full_like(since, self.MAX_BAR))
+        return self.pos0 + pos
+
+    def since(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> steps since the song's first symbol (the first after the delimiters and labels); -1 on a
+        delimiter or label, and where no song start lies in ``ids``."""
+        pos = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
+        event = (self.kind_of[ids] >= 0) | (ids == self.delimiter_id)
+        last = torch.where(event, pos, torch.full_like(pos, -1)).cummax(-1).values
+        return torch.where(event | (last < 0), torch.full_like(pos, -1), pos - last - 1)
+
+    def step_slots(self, last: torch.Tensor, since_last: torch.Tensor, t: int) -> torch.Tensor:
+        """Sampling: the slots of the t-th generated symbol (t = 0, 1, ...) after a context whose last position
+        had slots ``last`` (B, columns) and ``since_last`` (B,)."""
+        if not self.positions:
+            return last
+        bar = self.bar_of[last[:, self.kinds.index("metre")]]
+        since = torch.where(since_last >= 0, since_last + 1 + t, torch.full_like(since_last, t))
+        return torch.cat([last[:, :-1], self.position_slot(since, bar)[:, None]], 1)
 
     def _current(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) -> (B, T, kinds): the last label token of each kind since the last delimiter, or -1."""
@@ -84,7 +128,7 @@ class LabelConditioning(nn.Module):
     def forward(self, slots: torch.Tensor) -> torch.Tensor:
         return self.embed(slots).sum(-2)
 
-    def drop(self, tokens: torch.Tensor, labels: torch.Tensor | None):
+    def drop(self, tokens: torch.Tensor, labels: torch.Tensor | None):  # noqa: D401
         """Label dropout for one training batch: per window and kind, with probability ``p``, that kind's label
         tokens become delimiters and its slots null. Returns (tokens, labels) with labels always given."""
         if labels is None:  # windows without a "labels" entry: the label tokens they contain
@@ -140,14 +184,15 @@ class MelodyLSTM(TunesmithModel):
 
     def __init__(self, vocab_size: int, delimiter_id: int = 0, hidden: int = 256, layers: int = 1,
                  dropout: float = 0.2, embed_dim: int = 0, target: str = "all", mask_delimiter_runs: bool = True,
-                 label_groups: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1):
+                 label_groups: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
+                 bar_positions: bool = False, bar_steps: dict | None = None):
         super().__init__()
         self.vocab_size, self.delimiter_id, self.target = vocab_size, delimiter_id, target
         self.mask_delimiter_runs = mask_delimiter_runs
         self.embed = nn.Embedding(vocab_size, embed_dim) if embed_dim else None  # 0 = one-hot, as the seed
         # a conditioned model (data.condition) gets its labels' vector as extra inputs at every step
-        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, label_dim, label_dropout)
-                     if label_groups else None)
+        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, label_dim, label_dropout,
+                                       bar_steps if bar_positions else None) if label_groups else None)
         self.base_inputs = embed_dim or vocab_size
         self.lstm = nn.LSTM(self.base_inputs + (label_dim if self.cond else 0), hidden, num_layers=layers,
                             batch_first=True, dropout=dropout if layers > 1 else 0.0)
@@ -168,7 +213,7 @@ class MelodyLSTM(TunesmithModel):
         tokens, slots = batch["tokens"], None
         if self.cond is not None:
             tokens, labels = self.cond.drop(tokens, batch.get("labels"))
-            slots = self.cond.slots(tokens, labels)[:, :-1]
+            slots = self.cond.slots(tokens, labels, batch.get("since"))[:, :-1]
         x, y = tokens[:, :-1], tokens[:, 1:]
         if self.target == "last":  # the seed: one prediction per window
             out, _ = self.lstm(self._inputs(x, slots))
@@ -211,7 +256,7 @@ class MelodyLSTM(TunesmithModel):
             return torch.cat([start, self.cond.unconditioned(start)])
         return start
 
-    def _stepper(self, cond: torch.Tensor | None = None, n: int | None = None, guidance: float = 1.0):
+    def _stepper(self, cond=None, n: int | None = None, guidance: float = 1.0):
         """A one-token step of the trained network as plain tensor ops (eval mode): the input projection of
         a one-hot/embedded symbol is a row lookup, so each step costs two small matmuls per layer instead of
         a call into ``nn.LSTM`` (0.25 s -> 0.13 s for 16 x 512 tokens on 2 CPU cores)."""
@@ -221,9 +266,11 @@ class MelodyLSTM(TunesmithModel):
               getattr(self.lstm, f"bias_ih_l{k}") + getattr(self.lstm, f"bias_hh_l{k}")) for k in range(L)]
         emb = self.embed.weight if self.embed is not None else None
         table = (emb @ w[0][0][:, :B].T if emb is not None else w[0][0][:, :B].T) + w[0][2]  # (vocab, 4H)
-        # a conditioned model: the labels' inputs are the same at every sampled step -> one gate bias per row
-        cbias = cond @ w[0][0][:, B:].T if cond is not None else None
+        # a conditioned model: ``cond(t)`` is the labels' (and bar position's) input of the t-th sampled symbol,
+        # one gate bias per row
+        wc = w[0][0][:, B:].T.contiguous() if cond is not None else None
         mask = self.cond.label_ids if self.cond is not None else None
+        counter = [0]
         head_w, head_b = self.head.weight.T.contiguous(), self.head.bias
         whh = [wk[1].T.contiguous() for wk in w]
         wih = [None] + [wk[0].T.contiguous() for wk in w[1:]]
@@ -231,8 +278,12 @@ class MelodyLSTM(TunesmithModel):
         def step(tok, h, c):
             x = None
             h, c = list(h), list(c)
-            if cbias is not None and cbias.shape[0] > tok.shape[0]:
-                tok = torch.cat([tok, tok])       # guidance: the unconditioned rows see the same symbols
+            cbias = None
+            if cond is not None:
+                cbias = cond(counter[0]) @ wc
+                counter[0] += 1
+                if cbias.shape[0] > tok.shape[0]:
+                    tok = torch.cat([tok, tok])   # guidance: the unconditioned rows see the same symbols
             for k in range(L):
                 gates = (table[tok] if k == 0 else torch.addmm(w[k][2], x, wih[k])).addmm_(h[k], whh[k])
                 if k == 0 and cbias is not None:
@@ -262,8 +313,12 @@ class MelodyLSTM(TunesmithModel):
         if self.cond is not None:
             last = guided(last, n, guidance, self.cond.label_ids)
         h, c = list(h.unbind(0)), list(c.unbind(0))
-        step = self._stepper(self.cond(slots[:, -1]) if self.cond is not None else None, n, guidance)
-        if self.device.type == "cuda" and steps >= 2 * GRAPH_CHUNK:
+        cond = None
+        if self.cond is not None:
+            last_slots, since_last = slots[:, -1], self.cond.since(start)[:, -1]
+            cond = lambda t: self.cond(self.cond.step_slots(last_slots, since_last, t))  # noqa: E731
+        step = self._stepper(cond, n, guidance)
+        if self.device.type == "cuda" and steps >= 2 * GRAPH_CHUNK and self.cond is None:
             out = self._sample_chunked(step, last, h, c, n, steps, temperature, top_k, generator, graph=True)
         else:
             out = torch.empty(n, steps, dtype=torch.long, device=self.device)

@@ -105,7 +105,8 @@ class MelodyTransformer(TunesmithModel):
     def __init__(self, vocab_size: int, delimiter_id: int = 0, d_model: int = 256, layers: int = 4, heads: int = 8,
                  ff: int = 1024, max_len: int = 256, dropout: float = 0.1, tie_embeddings: bool = True,
                  prime_delimiters: int = 16, mask_delimiter_runs: bool = True, target: str = "all",
-                 label_groups: dict | None = None, label_dropout: float = 0.1):
+                 label_groups: dict | None = None, label_dropout: float = 0.1, bar_positions: bool = False,
+                 bar_steps: dict | None = None):
         super().__init__()
         if target != "all":
             raise TunesmithError("melody_transformer trains every position: set data.target = \"all\"")
@@ -115,8 +116,8 @@ class MelodyTransformer(TunesmithModel):
         self.prime_delimiters, self.mask_delimiter_runs = prime_delimiters, mask_delimiter_runs
         self.embed = nn.Embedding(vocab_size, d_model)
         # a conditioned model (data.condition): its labels' vector is added to the input at every step
-        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, d_model, label_dropout)
-                     if label_groups else None)
+        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, d_model, label_dropout,
+                                       bar_steps if bar_positions else None) if label_groups else None)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(d_model, heads, ff, max_len, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(d_model)
@@ -153,7 +154,7 @@ class MelodyTransformer(TunesmithModel):
         tokens, slots = batch["tokens"], None
         if self.cond is not None:
             tokens, labels = self.cond.drop(tokens, batch.get("labels"))
-            slots = self.cond.slots(tokens, labels)[:, :-1]
+            slots = self.cond.slots(tokens, labels, batch.get("since"))[:, :-1]
         x, y = tokens[:, :-1], tokens[:, 1:]
         return next_token_loss(self.logits(x, slots=slots), x, y, self.delimiter_id, self.mask_delimiter_runs)
 
@@ -202,7 +203,8 @@ class MelodyTransformer(TunesmithModel):
         slots = self.cond.slots(start)[:, -self.max_len:] if self.cond is not None else None
         logits, cache = self.logits(start[:, -self.max_len:], return_cache=True, slots=slots)
         mask = self.cond.label_ids if self.cond is not None else None
-        cvec = self.cond(slots[:, -1])[:, None] if self.cond is not None else 0.0
+        if self.cond is not None:
+            last_slots, since_last = slots[:, -1], self.cond.since(start)[:, -1]
         last = guided(logits[:, -1], n, guidance, mask) if mask is not None else logits[:, -1]
         out = torch.empty(n, steps, dtype=torch.long, device=self.device)
         for t in range(steps):
@@ -212,7 +214,9 @@ class MelodyTransformer(TunesmithModel):
                 break
             if start.shape[0] > n:
                 nxt = torch.cat([nxt, nxt])
-            x = self.embed(nxt)[:, None] + cvec
+            x = self.embed(nxt)[:, None]
+            if self.cond is not None:   # the labels' (and bar position's) vector of this symbol
+                x = x + self.cond(self.cond.step_slots(last_slots, since_last, t))[:, None]
             for i, b in enumerate(self.blocks):
                 x, cache[i] = b.step(x, cache[i])
             last = self.head(self.ln(x))[:, 0]
