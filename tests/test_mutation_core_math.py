@@ -1,0 +1,335 @@
+"""Tests written from the survivors of the mutation run (docs/testing.md "Mutation score"): each checks a value
+worked out by hand, or a round trip, in the core maths that the first run left unchecked -- mgeval's pairs,
+distances, densities and the table; the 88-key tokens; Score's invariants; the shared Essen preparation."""
+import numpy as np
+import pytest
+from scipy import stats
+
+from tunesmith.data import essen
+from tunesmith.data.notes import MAJOR_SCALE, MINOR_SCALE, Score, estimate_key, scale_pitch_classes
+from tunesmith.data.tokens import LOWEST, N_KEYS, PAD, Tokens88Codec, score_tokens, windows
+from tunesmith.evaluation import compare as C
+
+
+# ------------------------------------------------------------------------------------------ pairs
+def test_intra_pairs_all_unordered_pairs_when_few():
+    i, j = C.intra_pairs(4)
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    i, j = C.intra_pairs(4, max_pairs=6)           # exactly at the limit: still all of them
+    assert len(i) == 6
+
+
+def test_intra_pairs_sampled_never_pair_a_piece_with_itself_and_cover_every_offset():
+    n = 50
+    i, j = C.intra_pairs(n, max_pairs=5000)        # 1225 pairs exist: 5000 >= 1225 gives all of them
+    assert len(i) == 1225
+    i, j = C.intra_pairs(n, max_pairs=1000)
+    assert len(i) == len(j) == 1000
+    assert (i != j).all() and i.min() == 0 and i.max() == n - 1 and j.min() == 0 and j.max() == n - 1
+    off = (j - i) % n
+    assert off.min() == 1 and off.max() == n - 1   # j = i + 1 .. i + n - 1 (mod n)
+    again = C.intra_pairs(n, max_pairs=1000)       # seeded: the same pairs every time
+    assert (again[0] == i).all() and (again[1] == j).all()
+    other = C.intra_pairs(n, max_pairs=1000, rng=np.random.default_rng(5))
+    assert not (other[0] == i).all()
+
+
+def test_inter_pairs_every_pair_in_order_then_sampled():
+    i, j = C.inter_pairs(2, 3)
+    assert i.tolist() == [0, 0, 0, 1, 1, 1] and j.tolist() == [0, 1, 2, 0, 1, 2]
+    assert len(C.inter_pairs(2, 3, max_pairs=6)[0]) == 6
+    i, j = C.inter_pairs(40, 70, max_pairs=2000)
+    assert len(i) == len(j) == 2000
+    assert i.min() == 0 and i.max() == 39 and j.min() == 0 and j.max() == 69
+    again = C.inter_pairs(40, 70, max_pairs=2000)
+    assert (again[0] == i).all() and (again[1] == j).all()
+
+
+# ------------------------------------------------------------------------------------------ distances
+def test_feature_distances_scalar_vector_and_matrix_by_hand():
+    x, y = np.array([[1.0], [4.0]]), np.array([[0.0], [10.0]])
+    assert C.feature_distances(x, y, np.array([0, 1, 1]), np.array([1, 0, 1])).tolist() == [9.0, 4.0, 6.0]
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
+    d = C.feature_distances(x, x, np.array([0, 0, 1, 2]), np.array([1, 2, 2, 2]), chunk=1)   # chunked
+    assert d.tolist() == [5.0, 10.0, 5.0, 0.0]
+    m = np.array([[[0.0, 0.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]])                          # 2x2 matrices
+    assert C.feature_distances(m, m, np.array([0]), np.array([1]), chunk=3).tolist() == [2.0]
+
+
+# ------------------------------------------------------------------------------------------ densities
+def test_density_fit_kde_matches_scipy_and_integrates_to_one():
+    v = np.random.default_rng(0).normal(2.0, 1.5, 400)
+    d = C.Density.fit(np.append(v, [np.nan, np.inf]))            # non-finite values are left out
+    assert len(d.values) == 400 and not d.degenerate and d.kde is not None
+    ref = stats.gaussian_kde(v)
+    assert d.bandwidth == pytest.approx(np.sqrt(ref.covariance[0, 0]))
+    x = np.linspace(-6, 10, 301)
+    assert np.allclose(d(x), ref(x), rtol=1e-9, atol=1e-12)
+    assert np.trapezoid(d(x), x) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_density_fit_subsamples_large_sets_and_handles_degenerate_and_empty():
+    v = np.arange(100.0)
+    d = C.Density.fit(v, max_points=10)
+    assert len(d.values) == 10 and len(set(d.values)) == 10 and set(d.values) <= set(v)
+    assert len(C.Density.fit(v, max_points=100).values) == 100
+    d = C.Density.fit([3.0, 3.0, 3.0])
+    assert d.degenerate and d.kde is None and d.point == 3.0 and d.width == pytest.approx(3e-3)
+    assert d.bandwidth == pytest.approx(3e-3)
+    x = np.array([2.99, 3.0, 3.01])
+    assert np.allclose(d(x), stats.norm.pdf(x, 3.0, 3e-3))
+    d = C.Density.fit([0.5])                                       # one value: width 1e-3 (not 0.5e-3)
+    assert d.degenerate and d.point == 0.5 and d.width == pytest.approx(1e-3)
+    d = C.Density.fit([1e6, 1e6 + 1e-4])                           # spread 5e-5 <= 1e-9 x 1e6: no KDE
+    assert d.degenerate and d.point == pytest.approx(1e6 + 5e-5)
+    d = C.Density.fit([0.0, 1e-3])                                 # a real (small) spread: a KDE
+    assert not d.degenerate
+    e = C.Density.fit([np.nan])
+    assert e.empty and not e.degenerate and e(np.array([0.0, 1.0])).tolist() == [0.0, 0.0]
+
+
+def test_common_grid_spans_three_bandwidths_and_holds_each_degenerate_peak():
+    assert np.array_equal(C.common_grid([]), np.linspace(0, 1, C.KDE_GRID))
+    d = C.Density.fit(np.random.default_rng(1).normal(0, 1, 200))
+    g = C.common_grid([d], n=64)
+    assert len(g) == 64
+    assert g[0] == pytest.approx(d.values.min() - 3 * d.bandwidth)
+    assert g[-1] == pytest.approx(d.values.max() + 3 * d.bandwidth)
+    p = C.Density.fit([0.123456, 0.123456])
+    g = C.common_grid([d, p], n=64)
+    assert 0.123456 in g and np.all(np.diff(g) > 0) and len(g) == 64 + 33
+    assert g.min() == pytest.approx(d.values.min() - 3 * d.bandwidth)
+
+
+def test_overlap_and_kl_from_values_by_hand():
+    grid = np.array([0.0, 1.0, 2.0])
+    assert C.overlap_from_values(np.array([0.2, 0.4, 0.2]), np.array([0.4, 0.2, 0.4]), grid) == pytest.approx(0.4)
+    assert C.overlap_from_values(np.array([2.0, 2.0]), np.array([2.0, 2.0]), np.array([0.0, 1.0])) == 1.0
+    # p = triangle (mass 1), q = uniform 0.5 (mass 1): KL = trapz([0, ln 2, 0]) = ln 2
+    assert C.kl_from_values(np.array([0.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.5]), grid) == pytest.approx(np.log(2))
+    # both are normalised first: scaling either changes nothing
+    assert C.kl_from_values(np.array([0.0, 3.0, 0.0]), np.array([2.0, 2.0, 2.0]), grid) == pytest.approx(np.log(2))
+    # q is floored at 1e-10 x its peak where p has mass and q none: p = [0, 0, 2], q = [2, 0, 0] after
+    # normalising -> integrand at 2 is 2 ln(2 / 2e-10) = 2 ln 1e10, trapezoid 0.5 x that = ln 1e10
+    assert C.kl_from_values(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), grid) == pytest.approx(np.log(1e10))
+    assert C.kl_from_values(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), grid, floor=1e-4) == \
+        pytest.approx(np.log(1e4))
+    assert np.isnan(C.kl_from_values(np.zeros(3), np.ones(3), grid))
+    assert np.isnan(C.kl_from_values(np.ones(3), np.zeros(3), grid))
+    assert C.kl_from_values(np.ones(3), np.ones(3), grid) == 0.0
+
+
+def test_overlap_area_and_kl_divergence_of_densities():
+    rng = np.random.default_rng(2)
+    a = C.Density.fit(rng.normal(0, 1, 300))
+    far = C.Density.fit(rng.normal(40, 1, 300))
+    assert C.overlap_area(a, a) == pytest.approx(1.0, abs=2e-3)
+    assert C.overlap_area(a, far) == pytest.approx(0.0, abs=1e-6)
+    assert C.kl_divergence(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert C.kl_divergence(a, far) > 20
+    g = np.linspace(-10, 50, 2001)
+    assert C.kl_divergence(a, far, g) == pytest.approx(C.kl_from_values(a(g), far(g), g))
+    assert C.overlap_area(a, far, g) == pytest.approx(C.overlap_from_values(a(g), far(g), g))
+    e = C.Density.fit([])
+    for f in (C.overlap_area, C.kl_divergence):
+        assert np.isnan(f(a, e)) and np.isnan(f(e, a))
+
+
+# ------------------------------------------------------------------------------------------ one feature, a table
+def test_compare_distances_names_each_comparison_by_what_it_compares():
+    rng = np.random.default_rng(3)
+    near, far = rng.normal(1, 0.2, 300), rng.normal(9, 0.2, 300)
+    c = C.compare_distances("x", intra_gen=far, intra_ref=near, inter=np.append(near[::-1], np.nan))
+    s = c.stats
+    assert s["overlap_ref_intra_vs_inter"] > 0.95 and s["kl_ref_intra_vs_inter"] < 0.01
+    assert s["overlap_gen_intra_vs_inter"] < 1e-6 and s["kl_gen_intra_vs_inter"] > 5
+    assert s["overlap_gen_intra_vs_ref_intra"] < 1e-6 and s["kl_gen_intra_vs_ref_intra"] > 5
+    assert s["mean_intra_gen"] == pytest.approx(far.mean()) and s["mean_intra_ref"] == pytest.approx(near.mean())
+    assert s["mean_inter"] == pytest.approx(near.mean())          # the NaN is left out
+    assert s["n_distances"] == [300, 300, 300] and s["degenerate"] == [False, False, False]
+    assert c.name == "x" and set(c.pdf) == {"intra_gen", "intra_ref", "inter"}
+    dens = C.Density.fit(near, seed=1)
+    assert np.allclose(c.pdf["intra_ref"], dens(c.grid))
+    e = C.compare_distances("e", np.array([]), near, near)
+    assert np.isnan(e.stats["overlap_gen_intra_vs_inter"]) and np.isnan(e.stats["kl_gen_intra_vs_ref_intra"])
+    assert np.isnan(e.stats["mean_intra_gen"]) and e.stats["overlap_ref_intra_vs_inter"] > 0.99
+    d = C.compare_distances("d", np.zeros(5), np.zeros(5), np.ones(5))
+    assert d.stats["degenerate"] == [True, True, True] and d.stats["overlap_gen_intra_vs_ref_intra"] > 0.99
+
+
+def test_compare_sets_distances_by_hand():
+    gen = {"a": np.array([[0.0], [1.0], [3.0]]), "v": np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])}
+    ref = {"a": np.array([[10.0], [14.0]]), "v": np.array([[0.0, 0.0], [6.0, 8.0]])}
+    out = C.compare_sets(gen, ref, ["a", "v"])
+    assert set(out) == {"a", "v"}
+    assert out["a"].intra_gen.tolist() == [1.0, 3.0, 2.0]      # pairs (0,1) (0,2) (1,2)
+    assert out["a"].intra_ref.tolist() == [4.0]
+    assert out["a"].inter.tolist() == [10.0, 14.0, 9.0, 13.0, 7.0, 11.0]
+    assert out["v"].intra_gen.tolist() == [5.0, 0.0, 5.0] and out["v"].inter.tolist() == [0, 10, 5, 5, 0, 10]
+    assert out["a"].stats["mean_inter"] == pytest.approx(64 / 6)
+    big = {"a": np.arange(30.0)[:, None]}
+    s1 = C.compare_sets(big, big, ["a"], max_pairs=20, seed=0)["a"]
+    s2 = C.compare_sets(big, big, ["a"], max_pairs=20, seed=0)["a"]
+    s3 = C.compare_sets(big, big, ["a"], max_pairs=20, seed=1)["a"]
+    assert len(s1.intra_gen) == len(s1.intra_ref) == len(s1.inter) == 20
+    assert (s1.inter == s2.inter).all() and not (s1.inter == s3.inter).all()
+    assert not (s1.intra_gen == s1.intra_ref).all()              # one generator: the two sets draw different pairs
+
+
+def test_compare_sets_adds_grouped_pitch_manhattan_when_given_groups():
+    from tunesmith.evaluation.features import NoteBatch, group_arrays, grouped_pitch_manhattan
+
+    pieces = [Score.from_notes([(60, 0, 1), (64, 1, 1)]), Score.from_notes([(62, 0, 1), (65, 1, 1), (67, 2, 1)]),
+              Score.from_notes([(60, 0, 1), (60, 1, 1)])]
+    refs = [Score.from_notes([(72, 0, 1)]), Score.from_notes([(59, 0, 2), (71, 2, 1)])]
+    gb, rb = NoteBatch.from_scores(pieces), NoteBatch.from_scores(refs)
+    feats = {"a": np.array([[0.0], [1.0], [2.0]])}
+    out = C.compare_sets(feats, {"a": np.array([[0.0], [1.0]])}, ["a"], groups=(group_arrays(gb), group_arrays(rb)))
+    g = out["grouped_pitch_manhattan"]
+    assert g.name == "grouped_pitch_manhattan"
+    assert g.intra_gen.tolist() == pytest.approx([grouped_pitch_manhattan(pieces[a], pieces[b])
+                                                  for a, b in ((0, 1), (0, 2), (1, 2))])
+    assert g.intra_ref.tolist() == pytest.approx([grouped_pitch_manhattan(refs[0], refs[1])])
+    assert g.inter.tolist() == pytest.approx([grouped_pitch_manhattan(p, r) for p in pieces for r in refs])
+
+
+# ------------------------------------------------------------------------------------------ 88-key tokens
+def test_score_tokens_keep_the_piano_range_in_onset_order_highest_first():
+    s = Score.from_notes([(60, 1.0, 1.0, 90, 0), (21, 0.0, 1.0, 90, 0), (108, 0.0, 1.0, 90, 0), (20, 0.5, 1.0, 90, 0),
+                          (109, 0.5, 1.0, 90, 0), (64, 1.0, 1.0, 90, 0), (50, 2.0, 1.0, 90, 9)], drum_tracks=(9,))
+    assert score_tokens(s) == [108 - LOWEST, 0, 64 - LOWEST, 60 - LOWEST]    # 20, 109 and the drum dropped
+    assert score_tokens(Score()) == []
+
+
+def test_windows_cover_the_tokens_and_pad_only_the_last():
+    t = list(range(10))
+    assert windows(t, 4, 4) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, PAD, PAD]]
+    assert windows(t, 4, 3) == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    assert windows(t, 4, 2) == [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]]
+    assert windows(t, 10, 5) == [t]
+    assert windows(t, 12, 4) == [t + [PAD, PAD]]
+    assert windows([], 4, 2) == []
+    assert windows([7], 3, 1) == [[7, PAD, PAD]]
+
+
+def test_tokens88_codec_decodes_one_note_per_token_and_rests_for_padding():
+    c = Tokens88Codec(seq_len=8, note_duration=0.25)
+    assert c.model_info() == {"seq_len": 8, "vocab_size": N_KEYS + 1}
+    s = c.decode([39, PAD, 0, 87, 88, 200, -1], tempo=90.0)
+    assert s.notes() == [(60, 0.0, 0.25), (21, 0.5, 0.25), (108, 0.75, 0.25)]
+    assert s.tempo == 90.0 and s.end == 7 * 0.25 and s.length == 1.75
+    back = Tokens88Codec.from_state(c.state())
+    assert (back.seq_len, back.note_duration) == (8, 0.25)
+    assert Tokens88Codec().seq_len == 64 and Tokens88Codec().note_duration == 0.5
+    assert score_tokens(c.decode([5, 50, 87])) == [5, 50, 87]
+
+
+# ------------------------------------------------------------------------------------------ Score
+def test_score_fills_defaults_checks_lengths_and_keeps_metadata_through_select():
+    s = Score(pitch=[[60, 62]], start=[0, 1], duration=[1, 1])
+    assert s.pitch.dtype == np.int16 and s.pitch.shape == (2,) and s.start.dtype == np.float64
+    assert s.velocity.tolist() == [90, 90] and s.velocity.dtype == np.int16
+    assert s.track.tolist() == [0, 0] and s.track.dtype == np.int16
+    e = Score()
+    assert len(e) == 0 and e.velocity.shape == (0,) and e.track.shape == (0,)
+    for bad in (dict(start=[0]), dict(duration=[1, 1, 1]), dict(velocity=[90]), dict(track=[0, 0, 0])):
+        kw = {"pitch": [60, 62], "start": [0, 1], "duration": [1, 1], **bad}
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"Score.{name} has {len(bad[name])} values for 2 pitches"):
+            Score(**kw)
+    full = Score.from_notes([(60, 0, 1, 70, 1), (64, 1, 2, 80, 2)], tempo=90, time_signature=(3, 4), key=(7, "major"),
+                            title="t", programs={1: 40}, drum_tracks=(2,), end=8.0, pickup=1.0)
+    assert full.velocity.tolist() == [70, 80] and full.track.tolist() == [1, 2]
+    sub = full.select(np.array([False, True]))
+    assert sub.notes() == [(64, 1.0, 2.0)] and sub.velocity.tolist() == [80] and sub.track.tolist() == [2]
+    assert (sub.tempo, sub.time_signature, sub.key, sub.title, sub.programs, sub.drum_tracks, sub.end, sub.pickup) == \
+        (90, (3, 4), (7, "major"), "t", {1: 40}, (2,), 8.0, 1.0)
+    sub.programs[1] = 0
+    assert full.programs == {1: 40}                              # a copy, not the same dict
+    assert full.pitched().notes() == [(60, 0.0, 1.0)]
+
+
+def test_sorted_orders_by_onset_track_then_highest_pitch():
+    s = Score.from_notes([(60, 1, 1, 90, 0), (72, 0, 1, 90, 1), (64, 0, 1, 90, 1), (67, 0, 1, 90, 0)])
+    o = s.sorted()
+    assert o.pitch.tolist() == [67, 72, 64, 60] and o.track.tolist() == [0, 1, 1, 0]
+
+
+def test_transpose_moves_pitches_and_key_without_touching_the_original():
+    s = Score.from_notes([(60, 0, 1), (127, 1, 1)], key=(11, "minor"))
+    t = s.transpose(3)
+    assert t.pitch.tolist() == [63, 130] and t.key == (2, "minor")
+    assert s.pitch.tolist() == [60, 127] and s.key == (11, "minor")
+    assert Score.from_notes([(60, 0, 1)]).transpose(-2).key is None
+
+
+def test_pitch_class_histogram_weights_by_duration():
+    s = Score.from_notes([(60, 0, 3), (72, 3, 1), (67, 4, 4)])
+    h = s.pitch_class_histogram()
+    assert h[0] == pytest.approx(0.5) and h[7] == pytest.approx(0.5) and h.sum() == pytest.approx(1.0)
+    assert Score().pitch_class_histogram().tolist() == [0.0] * 12
+
+
+def test_estimate_key_picks_the_best_correlated_profile():
+    major = np.zeros(12)
+    major[(MAJOR_SCALE + 7) % 12] = 1.0
+    major[7] = 3.0                                              # G major scale, tonic weighted
+    assert estimate_key(major) == (7, "major")
+    minor = np.zeros(12)
+    minor[(MINOR_SCALE + 9) % 12] = 1.0
+    minor[9], minor[4] = 3.0, 2.0                              # A natural minor
+    assert estimate_key(minor) == (9, "minor")
+    assert estimate_key(np.zeros(12)) == (0, "major")
+    assert Score.from_notes([(60, 0, 1)], key=(5, "minor")).estimate_key() == (5, "minor")
+
+
+def test_scale_pitch_classes():
+    assert scale_pitch_classes(0, "major").tolist() == [0, 2, 4, 5, 7, 9, 11]
+    assert scale_pitch_classes(9, "minor").tolist() == [9, 11, 0, 2, 4, 5, 7]
+    assert scale_pitch_classes(7, "dorian").tolist() == [7, 9, 10, 0, 2, 3, 5]   # anything else: natural minor
+
+
+def test_monophonic_keeps_the_top_voice_cut_at_the_next_onset():
+    s = Score.from_notes([(60, 0, 2), (64, 0, 4), (55, 1, 1), (62, 3, 1)])
+    assert s.monophonic().notes() == [(64, 0.0, 1.0), (55, 1.0, 1.0), (62, 3.0, 1.0)]
+    assert len(Score().monophonic()) == 0
+
+
+# ------------------------------------------------------------------------------------------ Essen preparation
+def test_prepare_melodies_filters_reports_and_transposes(capsys):
+    d_major = Score.from_notes([(62, 0, 1), (66, 1, 1), (69, 2, 2), (62, 4, 1)])
+    bad = Score.from_notes([(60, 0, 0.375)])
+    kept, reasons = essen.prepare_melodies([d_major, bad, Score()], 0.25, essen.SEED_DURATIONS, True, verbose=True)
+    assert [sc.pitch.tolist() for sc in kept] == [[60, 64, 67, 60]]
+    assert reasons == {"note duration 0.375": 1, "no notes": 1}
+    assert capsys.readouterr().err.strip() == "kept 1 of 3 songs (dropped 2: 1 for note duration 0.375; 1 for no notes)"
+    kept, _ = essen.prepare_melodies([d_major], 0.25, essen.SEED_DURATIONS, False, verbose=False)
+    assert kept[0].pitch.tolist() == [62, 66, 69, 62] and capsys.readouterr().err == ""
+    with pytest.raises(Exception, match="no song passed the duration filter"):
+        essen.prepare_melodies([d_major], 0.25, (1.0,), False, verbose=False)
+    assert essen.check_durations(d_major, (1, 2)) is None and essen.check_durations(d_major, 1.0) is not None
+    assert essen.check_durations(Score.from_notes([(60, 0.5, 1)]), step=0.5) is None
+    assert essen.check_durations(Score.from_notes([(60, 0.5, 1)]), step=1.0) == "onsets off the 1-beat grid"
+
+
+def test_prepared_songs_is_the_filtered_transposed_split(capsys):
+    from tunesmith.data.corpora import load_corpus, split_by_piece
+
+    raw = load_corpus("essen-small")[:20]
+    train, val = essen.prepared_songs("essen-small", max_pieces=20, verbose=False)
+    kept, _ = essen.prepare_melodies(raw, 0.25, essen.SEED_DURATIONS, True, verbose=False)
+    want_t, want_v = split_by_piece(kept, 0.1, 0)
+    assert [s.notes() for s in train] == [s.notes() for s in want_t] and len(val) == len(want_v) >= 1
+    assert [s.notes() for s in val] == [s.notes() for s in want_v]
+    assert capsys.readouterr().err == ""
+    assert all(s.estimate_key() in ((0, "major"), (9, "minor")) for s in train + val)
+    t2, v2 = essen.prepared_songs("essen-small", max_pieces=20, val_fraction=0.5, split_seed=3, transpose=False,
+                                  verbose=True)
+    assert len(v2) == round(len(kept) * 0.5) and len(t2) + len(v2) == len(kept)
+    assert "of 20 songs" in capsys.readouterr().err
+    originals = {tuple(s.pitch.tolist()) for s in raw}
+    assert all(tuple(s.pitch.tolist()) in originals for s in t2 + v2)      # transpose=False: untouched
+    allp = essen.prepared_songs("essen-small", verbose=False)
+    assert sum(map(len, allp)) > len(kept)                                  # max_pieces None: the whole corpus
+    fewer = essen.prepared_songs("essen-small", max_pieces=20, durations=(0.5, 1.0), verbose=False)
+    assert sum(map(len, fewer)) < len(kept)
