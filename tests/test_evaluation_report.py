@@ -118,7 +118,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
 
 
 def test_huge_file_is_left_out(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "MAX_NOTES", 50)
+    from tunesmith.evaluation import sets
+
+    monkeypatch.setattr(sets, "MAX_NOTES", 50)  # loading lives in evaluation/sets.py
     d = tmp_path / "set"
     write_midi(random_melodies(1, length=60)[0], d / "huge.mid")
     write_midi(random_melodies(1, length=20)[0], d / "ok.mid")
