@@ -77,7 +77,7 @@ def main():
     from tunesmith.data.timestep import prepared_songs
 
     _, val = prepared_songs(cfg.data.get("dataset", "essen-erk"), verbose=False)
-    x, y, _, _ = reconstruct(model, codec, val[:6])
+    x, y, _, _ = reconstruct(model, codec, val[:6], beam=int(cfg.sample.get("beam", 1) or 1))
     tag = f"melody_vae_{codec.bars}bar"
     plot_reconstructions(codec, x[:6], y[:6], out / f"{tag}_reconstructions.png",
                          title="held-out phrases (grey) and their reconstructions (orange outline)")

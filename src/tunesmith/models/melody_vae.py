@@ -257,6 +257,46 @@ class MelodyVAE(TunesmithModel):
         return out
 
     @torch.no_grad()
+    def decode_beam(self, z: torch.Tensor, beam: int = 4) -> torch.Tensor:
+        """Codes (B, latent) -> phrases (B, L): beam search for the most likely phrase (sum of log
+        probabilities) with ``beam`` hypotheses per code; ``beam = 1`` is argmax (:meth:`decode_ids`)."""
+        beam = int(beam)
+        if beam < 1:
+            raise TunesmithError(f"beam must be >= 1, got {beam}")
+        if beam == 1:
+            return self.decode_ids(z)
+        B, L, K = len(z), self.phrase_len, beam
+        if self.decoder_kind == "flat":
+            conds, T = z[:, None], L
+        else:
+            conds, T = self.section_codes(z), L // self.sections
+        rows = torch.arange(B, device=z.device)[:, None] * K
+        score = torch.full((B, K), -1e9, device=z.device)
+        score[:, 0] = 0.0                       # all hypotheses start equal: keep one until the first step
+        seqs = torch.zeros(B, K, 0, dtype=torch.long, device=z.device)
+        tok = torch.full((B * K,), self.start_id, dtype=torch.long, device=z.device)
+        state = None
+        for s in range(conds.shape[1]):
+            c = conds[:, s].repeat_interleave(K, 0)
+            h0 = self._init_state(c)
+            if state is None or self.decoder_kind != "flat":
+                state = h0                      # the bottom decoder restarts at every section
+            for t in range(T):
+                out_t, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
+                lp = torch.log_softmax(self.head(out_t[:, 0]).float(), -1).reshape(B, K, -1)
+                V = lp.shape[-1]
+                score, idx = (score[:, :, None] + lp).reshape(B, -1).topk(K, 1)
+                src, tok2 = idx // V, idx % V
+                seqs = torch.cat([torch.gather(seqs, 1, src[:, :, None].expand(-1, -1, seqs.shape[2])),
+                                  tok2[:, :, None]], 2)
+                keep = (src + rows).reshape(-1)
+                state = (state[0][:, keep], state[1][:, keep])
+                tok = tok2.reshape(-1)
+                if not self.autoregressive:
+                    tok = torch.full_like(tok, self.blank_id)
+        return seqs[:, 0]
+
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, label=None) -> torch.Tensor:
         """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids, argmax)."""
         return self.decode_ids(z)
@@ -356,10 +396,12 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
-                 attributes=None, interpolate=None, tempo: float = 120.0):
+                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1):
         """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
-        included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given."""
+        included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
+        ``beam`` > 1 (without a temperature): beam search for the most likely phrase of each code (also what
+        ``tunesmith sample --reconstruct`` uses)."""
         if interpolate is not None:
             if sliders is not None or attributes is not None:
                 raise TunesmithError("give either sliders/attributes or --interpolate, not both")
@@ -370,5 +412,5 @@ class MelodyVAE(TunesmithModel):
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
         else:
             z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        ids = self.decode_ids(z, temperature, generator)
+        ids = self.decode_beam(z, beam) if temperature is None and int(beam) > 1 else self.decode_ids(z, temperature, generator)
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]

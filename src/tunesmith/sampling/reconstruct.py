@@ -61,9 +61,9 @@ def onset_f1_counts(a_ids: np.ndarray, b_ids: np.ndarray, pitch_table: np.ndarra
     return matched, int(na.sum()), int(nb.sum())
 
 
-def reconstruct(model, codec, scores, transpose: bool = False, batch_size: int = 256):
+def reconstruct(model, codec, scores, transpose: bool = False, batch_size: int = 256, beam: int = 1):
     """Phrases of every piece -> (input ids (N, L), reconstructed ids (N, L), piece index per phrase,
-    transposition applied to each piece)."""
+    transposition applied to each piece). ``beam`` > 1: beam search instead of argmax decoding."""
     from ..data.notes import transposition_to_c_or_a
 
     rows, owner, shifts = [], [], []
@@ -81,7 +81,7 @@ def reconstruct(model, codec, scores, transpose: bool = False, batch_size: int =
         for i in range(0, len(x), batch_size):
             b = x[i:i + batch_size].to(model.device)
             mu, _ = model.encode(b)
-            outs.append(model.decode_ids(mu).cpu())
+            outs.append((model.decode_beam(mu, beam) if beam > 1 else model.decode_ids(mu)).cpu())
     return x.numpy(), torch.cat(outs).numpy(), np.array(owner), shifts
 
 
@@ -97,7 +97,8 @@ def reconstruct_run(run, spec: str, out_dir, device: str = "cpu", max_pieces: in
     scores, transpose, what = load_pieces(spec)
     if max_pieces:
         scores = scores[:max_pieces]
-    x, y, owner, shifts = reconstruct(model, codec, scores, transpose)
+    beam = int(cfg.sample.get("beam", 1) or 1)
+    x, y, owner, shifts = reconstruct(model, codec, scores, transpose, beam=beam)
     pt = codec.pitch_table()
     m, na, nb = onset_f1_counts(x, y, pt)
     per = [onset_f1_counts(x[i:i + 1], y[i:i + 1], pt) for i in range(len(x))]
@@ -106,7 +107,8 @@ def reconstruct_run(run, spec: str, out_dir, device: str = "cpu", max_pieces: in
            "phrase_len": int(codec.seq_len), "onset_f1": round(2 * m / max(na + nb, 1), 6),
            "token_accuracy": round(float((x == y).mean()), 6),
            "onset_f1_phrase_median": round(float(np.median(per_f1)), 6),
-           "notes_in": na, "notes_out": nb, "notes_matched": m, "decoding": "argmax from the posterior mean"}
+           "notes_in": na, "notes_out": nb, "notes_matched": m, "decoding": (f"beam search ({beam} hypotheses, the run's [sample] beam)" if beam > 1 else "argmax")
+           + " from the posterior mean"}
     out = Path(out_dir)
     (out / "original").mkdir(parents=True, exist_ok=True)
     (out / "reconstructed").mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,7 @@ def _melody_vae(model, codec, cfg, quick: bool = False) -> dict:
     _, val = prepared_songs(dataset, verbose=False)
     if quick:
         val = val[:20]
-    x, y, _, _ = reconstruct(model, codec, val)
+    x, y, _, _ = reconstruct(model, codec, val, beam=int(cfg.sample.get("beam", 1) or 1))
     m, na, nb = onset_f1_counts(x, y, codec.pitch_table())
     ref, _ = heldout_phrases(codec, dataset)
     n = 40 if quick else 200
