@@ -117,7 +117,7 @@ function randomSeed() { return Math.floor(Math.random() * 2147483647); }
 // One request in flight; gestures made meanwhile are kept (pending) and sent when it answers, so the latest
 // slider values always win. `intent.fresh`: a new piece (VAE: random sliders; others: a new seed unless locked).
 async function regenerate(intent) {
-  if (!app.model) return;
+  if (!app.model || app.model.kind === "audio") return;   // audio models: the audio panel (audio.js) asks itself
   if (intent && intent.fresh && app.model.kind === "vae") app.touched.clear();  // moves after this click win
   if (app.inflight) {
     app.pending = {fresh: !!((app.pending && app.pending.fresh) || (intent && intent.fresh))};
@@ -207,7 +207,7 @@ function chooseModel(name, restore) {
   $("model").value = m.name;
   $("model-desc").textContent = m.description + (m.trained_steps ? ` (${m.trained_steps} training steps)` : "");
   $("kind").textContent = m.kind === "vae" ? "latent sliders" : m.kind === "lstm" ? "continues a melody" :
-    m.kind === "audio" ? "makes audio (not playable here yet)" : "sampler";
+    m.kind === "audio" ? "plays a note (audio panel below)" : "sampler";
   document.querySelectorAll(".vae-only").forEach((el) => el.classList.toggle("hidden", m.kind !== "vae"));
   document.querySelectorAll(".lstm-only").forEach((el) => el.classList.toggle("hidden", m.kind !== "lstm"));
   document.querySelectorAll(".not-vae").forEach((el) => el.classList.toggle("hidden", m.kind === "vae"));
