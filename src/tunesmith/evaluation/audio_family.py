@@ -351,7 +351,7 @@ def family_frechet(wavs, reference: str = "nsynth-small", split: str = "valid", 
             continue
         fd = _fd(_gauss(np.concatenate(fr)), _pooled(notes, np.flatnonzero(mask)))
         b = family_frechet_baseline(reference, split, n=len(fr))["per_family"][f]
-        per[f] = {"generated": fd, "n": len(fr), "wrong": b["wrong"], "right": b["right"],
+        per[f] = {"generated": fd, "n": len(fr), "wrong": b["wrong"], "wrong_min": b["wrong_min"], "right": b["right"],
                   "beats_wrong": b["wrong"] is not None and fd < b["wrong"]}
     return {"per_family": per, "beats_wrong": float(np.mean([v["beats_wrong"] for v in per.values()])) if per else None,
             "mean_generated": float(np.mean([v["generated"] for v in per.values()])) if per else None,

@@ -121,8 +121,9 @@ def summary_rows(cond: dict) -> list[tuple[str, str, str]]:
         ff = cond["family_frechet"]
         for fam, v in ff["per_family"].items():
             rows.append((f"MFCC Frechet, {fam}", _fmt(v["generated"]),
-                         f"{v['n']} generated notes vs real {fam} notes; real notes of the wrong family "
-                         f"{_fmt(v['wrong'])}, of other {fam} instruments {_fmt(v['right'])}: "
+                         f"{v['n']} generated notes vs real {fam} notes; as many real notes of the wrong family "
+                         f"{_fmt(v['wrong'])} (closest family {_fmt(v.get('wrong_min'))}), of other {fam} "
+                         f"instruments {_fmt(v['right'])}: "
                          + ("below the wrong-family baseline" if v["beats_wrong"] else "not below the wrong-family baseline")))
     if "note" in cond:
         rows.append(("conditional metrics", "n/a", cond["note"]))
