@@ -78,6 +78,7 @@ def test_pick_family_and_key_hear_and_download(run, tmp_path):
                 await page.wait_for_selector("#au-keys .au-key", timeout=30_000)
                 assert await page.is_visible("#audio-panel")
                 assert "audio panel" in await page.text_content("#kind")
+                assert not await page.is_visible("#roll") and not await page.is_visible("#download-midi")
                 await page.select_option("#au-family", "flute")
                 await page.wait_for_function("window.tunesmith.audio.notes === 1", timeout=30_000)
                 await page.click("#au-keys .au-key[data-pitch='62']")

@@ -116,6 +116,7 @@
   T.onModelChange((m) => {
     const on = !!(m && m.kind === "audio" && m.audio);
     box.classList.toggle("hidden", !on);
+    document.body.classList.toggle("audio-model", on);   // audio.css hides the note-only controls
     if (!on) { st.model = null; return; }
     build(m);
     T.status(`${m.title || m.name}: pick an instrument and a key to hear a note`);
