@@ -333,3 +333,159 @@ def test_prepared_songs_is_the_filtered_transposed_split(capsys):
     assert sum(map(len, allp)) > len(kept)                                  # max_pieces None: the whole corpus
     fewer = essen.prepared_songs("essen-small", max_pieces=20, durations=(0.5, 1.0), verbose=False)
     assert sum(map(len, fewer)) < len(kept)
+
+
+# ------------------------------------------------------------------------------------------ features on a batch
+from tunesmith.evaluation import features as F  # noqa: E402
+
+
+def _batch():
+    """Three pieces: a keyed melody with a drum hit, an empty piece, a two-track piece at tempo 60."""
+    a = Score.from_notes([(62, 1, 1, 90, 0), (60, 0, 1, 90, 0), (64, 2, 2, 90, 0), (36, 0, 1, 90, 9),
+                          (65, 4, 0.5, 90, 0)], drum_tracks=(9,), tempo=120.0, time_signature=(3, 4))
+    c = Score.from_notes([(67, 0, 1, 90, 1), (48, 0, 2, 90, 2), (68, 1, 1, 90, 1), (69, 2, 1, 90, 1)], tempo=60.0)
+    return [a, Score(), c], F.NoteBatch.from_scores([a, Score(), c])
+
+
+def test_note_batch_concatenates_sorted_pitched_notes_with_piece_metadata():
+    (a, e, c), b = _batch()
+    assert b.pitch.tolist() == [60, 62, 64, 65, 67, 48, 68, 69] and b.pitch.dtype == np.int64
+    assert b.start.tolist() == [0, 1, 2, 4, 0, 0, 1, 2] and b.duration.tolist() == [1, 1, 2, 0.5, 1, 2, 1, 1]
+    assert b.piece.tolist() == [0, 0, 0, 0, 2, 2, 2, 2] and b.offsets.tolist() == [0, 4, 4, 8]
+    assert b.track.tolist() == [0, 0, 0, 0, 1, 2, 1, 1] and b.n_pieces == 3 and b.counts.tolist() == [4, 0, 4]
+    assert b.beats_per_bar.tolist() == [3.0, 4.0, 4.0] and b.length.tolist() == [4.5, 0.0, 3.0]
+    assert b.tempo.tolist() == [120.0, 120.0, 60.0]
+    assert F.NoteBatch.from_scores([Score(tempo=0)]).tempo.tolist() == [120.0]     # no tempo: 120
+    none = F.NoteBatch.from_scores([])
+    assert none.n_pieces == 0 and none.pitch.dtype == np.int64 and len(none.start) == 0
+
+
+def test_scalar_features_of_a_batch_by_hand():
+    _, b = _batch()
+    f = F.extract_features(b)
+    nan = np.nan
+    expect = {
+        "n_notes": [4, 0, 4], "used_pitches": [4, 0, 4], "used_pitch_classes": [4, 0, 4],
+        "pitch_range": [5, 0, 21], "pitch_mean": [62.75, nan, 63.0],
+        "pitch_std": [np.std([60, 62, 64, 65]), nan, np.std([67, 48, 68, 69])],
+        "avg_pitch_interval": [5 / 3, nan, (19 + 20 + 1) / 3],          # onset order: 67 48 68 69
+        "avg_ioi": [4 / 3, nan, 1.0], "notes_per_bar": [4 / 2, 0.0, 4 / 1],
+        "pitches_per_bar": [2.0, 0.0, 4.0], "pitch_classes_per_bar": [2.0, nan, 4.0],
+        "empty_bar_rate": [0.0, 1.0, 0.0], "empty_beat_rate": [0.0, 1.0, 0.0],
+        "polyphony": [1.0, nan, 5 / 3], "qualified_note_rate": [1.0, nan, 1.0],
+        "pitch_entropy": [2.0, nan, 2.0], "pitch_class_entropy": [2.0, nan, 2.0],
+    }
+    for k, v in expect.items():
+        assert np.allclose(f[k], v, equal_nan=True), (k, f[k], v)
+
+
+def test_entropy_safe_div_and_normalise_by_hand():
+    e = F._entropy(np.array([[1.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0]]))
+    assert e[0] == pytest.approx(1.5) and np.isnan(e[1]) and e[2] == 0.0
+    assert np.allclose(F._safe_div([1.0, 2.0, 3.0], [2.0, 0.0, -1.0]), [0.5, np.nan, np.nan], equal_nan=True)
+    assert F._safe_div(np.ones((2, 3)), np.array([[2.0], [4.0]])).tolist() == [[0.5] * 3, [0.25] * 3]
+    m = np.array([[[1.0, 3.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    assert F.normalise_total(m).tolist() == [[[0.25, 0.75], [0.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]
+    assert F.normalise_total(np.array([[2.0, 6.0]])).tolist() == [[0.25, 0.75]]
+
+
+def test_histograms_of_a_batch_by_hand():
+    _, b = _batch()
+    h = F.pitch_class_histogram(b)
+    assert h.shape == (3, 12) and h[1].sum() == 0
+    assert h[0][[0, 2, 4, 5]].tolist() == [1 / 4.5, 1 / 4.5, 2 / 4.5, 0.5 / 4.5]
+    assert h[2][[7, 0, 8, 9]].tolist() == [0.2, 0.4, 0.2, 0.2]
+    c = F.pitch_class_counts(b)
+    assert c[0].sum() == 4 and c[2][[7, 0, 8, 9]].tolist() == [1, 1, 1, 1]
+    ph = F.pitch_histogram(b)
+    assert ph.shape == (3, 128) and ph[0][[60, 62, 64, 65]].tolist() == [1, 1, 1, 1] and ph[2, 48] == 1
+    nl = F.note_length_histogram(b)
+    assert nl.shape == (3, 12) and nl[1].sum() == 0
+    assert nl[0][[2, 1, 3]].tolist() == [0.5, 0.25, 0.25]           # 1/4 x2, 1/2, 1/8
+    assert nl[2][[2, 1]].tolist() == [0.75, 0.25]
+    seed = F.note_length_histogram(b, "seed")                           # min(int(seconds x 8), 7)
+    assert seed.shape == (3, 8)
+    assert seed[0][[4, 7, 2]].tolist() == [0.5, 0.25, 0.25]            # 0.5 s -> 4, 1 s -> 7 (capped 8), 0.25 s -> 2
+    assert seed[2][7] == 1.0                                           # at 60/min every note lasts >= 1 s
+    assert F.n_length_classes("mgeval") == 12 and F.n_length_classes("seed") == 8
+    with pytest.raises(ValueError, match="'mgeval' or 'seed'"):
+        F.note_length_classes(b, "bars")
+
+
+def test_transitions_of_a_batch_by_hand():
+    _, b = _batch()
+    t = F.pitch_class_transitions(b)
+    assert t.shape == (3, 12, 12) and t[1].sum() == 0
+    # piece 0: 60->62, 62->64, (64 ends at 4, 65 starts at 4) 64->65: three
+    assert t[0].sum() == 3 and t[0, 0, 2] == t[0, 2, 4] == t[0, 4, 5] == 1
+    # piece 2, tempo 60: track 1 67->68->69 (ends meet starts); track 2's 48 ends at 2, no track-2 note follows
+    assert t[2].sum() == 2 and t[2, 7, 8] == t[2, 8, 9] == 1
+    cons = F.pitch_class_transitions_consecutive(b)
+    assert cons[0].sum() == 3 and cons[2].sum() == 3 and cons[2, 7, 0] == cons[2, 0, 8] == cons[2, 8, 9] == 1
+    lt = F.note_length_transitions(b)
+    assert lt.shape == (3, 12, 12) and lt[0, 2, 2] == 1 and lt[0, 2, 1] == 1 and lt[0, 1, 3] == 1
+    f = F.extract_features(b)
+    assert np.allclose(f["pitch_class_transitions"][0].sum(), 1) and f["pitch_class_transitions"][1].sum() == 0
+    assert (f["pitch_class_transition_counts"] == t).all() and (f["note_length_transition_counts"] == lt).all()
+    assert F.pitch_class_transitions(F.NoteBatch.from_scores([Score(), Score()])).shape == (2, 12, 12)
+
+
+def test_keys_and_scales_of_a_batch_match_score_estimate_key():
+    pieces = []
+    for tonic in range(12):
+        for mode, scale in (("major", MAJOR_SCALE), ("minor", MINOR_SCALE)):
+            notes = [(60 + (tonic + int(s)) % 12, k, 1 + (k == 0) * 2 + (k == 4) * (mode == "minor"))
+                     for k, s in enumerate(scale)]
+            pieces.append(Score.from_notes([(p, float(i), float(d)) for i, (p, _, d) in enumerate(notes)]))
+    b = F.NoteBatch.from_scores(pieces + [Score()])
+    keys = F.estimate_keys(b)
+    assert keys[:-1].tolist() == [F.key_index(p.estimate_key()) for p in pieces]
+    assert keys[-1] == 0
+    assert F.key_index((2, "minor")) == 14 and F.key_index((14, "major")) == 2
+    r = F.in_scale_ratio(b)
+    assert np.allclose(r[:-1], 1.0) and np.isnan(r[-1])
+    cmaj = F.in_scale_ratio(b, key=(0, "major"))
+    assert cmaj[0] == 1.0 and cmaj[2] == pytest.approx(2 / 7)           # C# major: only C and F are in C major
+    sc = F.scale_consistency(b)
+    assert np.allclose(sc[:-1], 1.0) and np.isnan(sc[-1])
+
+
+def test_group_arrays_and_grouped_distance_of_a_batch_by_hand():
+    a = Score.from_notes([(60, 0, 1), (61, 1, 1), (62, 2, 1), (65, 3, 1), (66, 4, 1)])
+    c = Score.from_notes([(67, 0, 1), (64, 1, 1)])
+    b = F.NoteBatch.from_scores([a, Score(), c])
+    S, L = F.group_arrays(b)
+    assert S.tolist() == [[60, 65], [0, 0], [67, 64]] and L.tolist() == [[3, 2], [0, 0], [1, 1]]
+    d = F.grouped_pitch_manhattan_pairs(S, L, np.array([0, 0, 2]), np.array([2, 1, 2]), chunk=1)
+    assert d.tolist() == [7 * 1 + 1 * 1, 0.0, 0.0]
+    assert F.grouped_pitch_manhattan(a, c) == 8.0
+    S1, L1 = F.group_arrays(F.NoteBatch.from_scores([Score.from_notes([(70, 0, 1)])]))
+    assert F.grouped_pitch_manhattan_pairs(S, L, np.array([0]), np.array([0]), S1, L1).tolist() == [10.0]
+    S0, L0 = F.group_arrays(F.NoteBatch.from_scores([Score(), Score()]))
+    assert S0.shape == (2, 1) and L0.sum() == 0
+    assert F.pitch_groups([60, 61, 63, 64, 64]) == [[60, 61], [63, 64], [64]]
+
+
+def test_piece_features_gives_floats_and_arrays_and_takes_a_key():
+    s = Score.from_notes([(61, 0, 1), (63, 1, 1), (60, 2, 2)])
+    f = F.piece_features(s)
+    assert isinstance(f["n_notes"], float) and f["n_notes"] == 3.0 and f["pitch_class_histogram"].shape == (12,)
+    assert F.piece_features(s, key=(0, "major"))["in_scale_ratio"] == pytest.approx(1 / 3)
+    assert F.piece_features(s, length_classes="seed")["note_length_histogram"].shape == (8,)
+
+
+def test_empty_beats_and_bars_count_the_units_a_note_sounds_in():
+    gap = Score.from_notes([(60, 0, 1), (62, 3, 1)])                       # beats 0 and 3 of 4 sound
+    long = Score.from_notes([(60, 0.5, 2.0)], end=4.0)                    # sounds in beats 0, 1, 2
+    late = Score.from_notes([(60, 8, 1)])                                 # bars 0, 1 empty of 3
+    b = F.NoteBatch.from_scores([gap, long, late])
+    assert F.empty_beat_rate(b).tolist() == pytest.approx([0.5, 0.25, 8 / 9])
+    assert F.empty_bar_rate(b).tolist() == pytest.approx([0.0, 0.0, 2 / 3])
+    one = F.NoteBatch.from_scores([Score.from_notes([(60, 0, 1), (62, 3, 1)], time_signature=(1, 4))])
+    assert F.empty_bar_rate(one).tolist() == [0.5] and F.notes_per_bar(one).tolist() == [0.5]
+    assert F.pitches_per_bar(one).tolist() == [0.5] and F.pitch_classes_per_bar(one).tolist() == [1.0]
+    twice = F.NoteBatch.from_scores([Score.from_notes([(60, 0, 1), (72, 1, 1), (60, 2, 1), (61, 4, 1)])])
+    assert F.pitches_per_bar(twice).tolist() == [1.5]                  # bar 0: 60, 72; bar 1: 61
+    assert F.pitch_classes_per_bar(twice).tolist() == [1.0]            # bar 0: C only; bar 1: C#
+    assert F.avg_ioi(twice).tolist() == pytest.approx([4 / 3]) and F.qualified_note_rate(
+        F.NoteBatch.from_scores([Score.from_notes([(60, 0, 0.125), (61, 1, 0.1)])])).tolist() == [0.5]
