@@ -140,3 +140,42 @@ def test_cli_trains_samples_wav_and_sidecar_and_refuses_bad_pitch(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --pitch 130 is outside") and "\n" not in err
     assert not (tmp_path / "b").exists()
+
+
+def test_mrstft_loss_is_zero_on_itself_and_grows_with_the_error():
+    from tunesmith.models.wavenet import mrstft_loss
+
+    x = torch.from_numpy(_tone(60, [0.5, 0.2], seconds=0.5))[None]
+    assert float(mrstft_loss(x, x)) == pytest.approx(0.0, abs=1e-6)
+    small = float(mrstft_loss(x + 0.001 * torch.randn_like(x), x))
+    big = float(mrstft_loss(x + 0.05 * torch.randn_like(x), x))
+    assert 0 < small < big
+
+
+def test_wavenet_with_a_harmonic_source_trains_and_repitches():
+    data = build_data("waveform", dataset="nsynth-mini", families=["flute", "organ"], val_fraction=0.2,
+                      clip_seconds=0.25)
+    torch.manual_seed(0)
+    m = build_model("wavenet", data.codec.model_info(), channels=8, dilations=[1, 2], bottleneck=4, pool=32,
+                    dropout=0.0, train_crop=None, source_harmonics=4, loss="mrstft", num_primers=2)
+    src = m.source(torch.tensor([69]), 4000)
+    assert src.shape == (1, 4, 4000) and abs(_peak_hz(src[0, 0].numpy()) - 440) < 5
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    batch = data.train.batch(torch.arange(6))
+    losses = []
+    for _ in range(12):
+        out = m(batch)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    assert losses[-1] < 0.9 * losses[0], losses
+    from tunesmith.models.base import CheckpointContext
+
+    m.on_checkpoint(CheckpointContext(data.train, data.codec, 0, None))
+    assert (m.primer_pitch >= 0).all()
+    audio = m.eval().generate(data.codec, 2, generator=torch.Generator().manual_seed(0), pitch=64)
+    assert [a.pitch for a in audio] == [64, 64] and "re-pitched to MIDI 64" in audio[0].label
+    plain = build_model("wavenet", data.codec.model_info(), channels=8, dilations=[1], bottleneck=4, pool=32)
+    with pytest.raises(TunesmithError, match="harmonic source"):
+        plain.generate(data.codec, 1, pitch=64)

@@ -69,10 +69,11 @@ def write_outputs(items: list, out_dir: Path, wav: bool = False, prefix: str = "
             raise TypeError(f"cannot write {type(item).__name__}")
     asked = [(i, x) for i, x in enumerate(items) if isinstance(x, Audio) and x.pitch >= 0]
     if asked:  # a pitch-conditioned model: say what each WAV was asked to be (read by tunesmith evaluate)
-        from ..data.nsynth import write_sample_labels
+        from ..data.nsynth import NSYNTH_FAMILIES, write_sample_labels
 
         paths.append(write_sample_labels(out_dir, [{"file": f"{prefix}_{i:03d}.wav", "pitch": x.pitch,
-                                                    "family": x.label or None} for i, x in asked]))
+                                                    "family": x.label if x.label in NSYNTH_FAMILIES else None}
+                                                   for i, x in asked]))
     return paths
 
 
