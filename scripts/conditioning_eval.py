@@ -43,6 +43,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--pairs", action="store_true", help="ask for metre and mode together (every pair)")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -59,30 +60,43 @@ def main(argv=None) -> dict:
     steps = a.steps if a.steps is not None else cfg.sample.get("steps", 500)
     requests = ([("metre", m) for m in a.metres.split(",") if m] if "metre" in kinds else []) + \
                ([("mode", m) for m in a.modes.split(",") if m] if "mode" in kinds else [])
+    if a.pairs:
+        requests = [(("metre", "mode"), (m, x)) for m in a.metres.split(",") for x in a.modes.split(",")]
     res = {}
     for w in [float(x) for x in a.guidance.split(",")]:
         rows = {}
         for k, (kind, value) in enumerate(requests):
             t1 = time.time()
-            mels = generate(model, codec, a.num, seed=a.seed + k, condition=f"{kind}={value}", guidance=w,
+            pairs = list(zip(kind, value)) if isinstance(kind, tuple) else [(kind, value)]
+            condition = ",".join(f"{x}={v}" for x, v in pairs)
+            mels = generate(model, codec, a.num, seed=a.seed + k, condition=condition, guidance=w,
                             temperature=temperature, steps=steps)
             mels = [x for x in mels if len(x)]
-            names = ["metre", "metre_end"] if kind == "metre" else ["mode"]
+            asked = {"metre": None, "mode": None, **dict(pairs)}
+            names = (["metre", "metre_end"] if asked["metre"] else []) + (["mode"] if asked["mode"] else [])
             row = {"samples": a.num, "nonempty": len(mels),
                    "mean_steps": sum(x.length for x in mels) * 4 / max(len(mels), 1)}
+            if len(pairs) > 1:
+                pm, pk = clfs["metre"].predict(mels), clfs["mode"].predict(mels)
+                row["both_as_requested"] = sum(m == asked["metre"] and x == asked["mode"]
+                                               for m, x in zip(pm, pk)) / a.num
             for n in names:
+                value = asked["mode" if n == "mode" else "metre"]
                 pred = clfs[n].predict(mels) if mels else []
                 row[n] = {"as_requested": pred.count(value) / a.num,
                           "predicted": {lab: pred.count(lab) for lab in clfs[n].labels}}
-                if kind == "metre":
+                if n.startswith("metre"):
                     row[n]["family_as_requested"] = sum(FAMILY.get(p) == FAMILY.get(value) for p in pred) / a.num
-            rows[f"{kind}={value}"] = row
-            print(f"guidance {w:g} {kind}={value}: " + "; ".join(
+            rows[condition] = row
+            print(f"guidance {w:g} {condition}: " + "; ".join(
                 f"{n} {row[n]['as_requested']:.0%} {row[n]['predicted']}" for n in names)
+                  + (f"; both {row['both_as_requested']:.0%}" if "both_as_requested" in row else "")
                   + f" ({time.time() - t1:.0f} s)", file=sys.stderr)
         summary = {}
         for n in ("metre", "metre_end", "mode"):
             rs = [r[n] for r in rows.values() if n in r]
+            if n == "metre" and any("both_as_requested" in r for r in rows.values()):
+                summary["both"] = sum(r["both_as_requested"] for r in rows.values()) / len(rows)
             if rs:
                 summary[n] = sum(r["as_requested"] for r in rs) / len(rs)
                 if n.startswith("metre"):
