@@ -97,6 +97,8 @@ def test_family_classifier_and_frechet_baseline(tiny):
     # the real held-out notes, named like NSynth notes, are classified exactly as in the held-out figure
     fa = AF.family_accuracy(val, "nsynth-small")
     assert fa["n_family_labelled"] == 4 and fa["family_accuracy"] == pytest.approx(clf.val_accuracy)
+    rec = fa["classifier_val_recall"]  # per family, from the confusion matrix: its mean is the accuracy here
+    assert set(rec) == {"brass", "organ"} and np.mean(list(rec.values())) == pytest.approx(clf.val_accuracy)
     # cached: a second process-level load reads the same classifier back
     AF._MEMO.clear()
     again = AF.reference_model("nsynth-small", verbose=False)["classifier"]

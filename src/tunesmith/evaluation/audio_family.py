@@ -113,6 +113,11 @@ class FamilyClassifier:
             net.load_state_dict({k: torch.as_tensor(v) for k, v in self.state["weights"].items()})
         return net
 
+    def val_recall(self) -> dict[str, float]:
+        """Per family, the share of its held-out (valid) notes classified as that family."""
+        c = np.asarray(self.confusion, float)
+        return {f: float(c[i, i] / c[i].sum()) if c[i].sum() else float("nan") for i, f in enumerate(self.labels)}
+
     def logits(self, feats: np.ndarray) -> np.ndarray:
         import torch
 
@@ -274,6 +279,7 @@ def family_accuracy(wavs, reference: str = "nsynth-small", sample_rate: int = SR
             hits.append(hit)
     return {"family_accuracy": float(np.mean(hits)) if hits else None, "n_family_labelled": len(hits),
             "classifier_val_accuracy": clf.val_accuracy, "classifier_dataset": clf.dataset,
+            "classifier_val_recall": clf.val_recall(),
             "predicted": counts, "per_file": per}
 
 
@@ -365,7 +371,7 @@ def describe(reference: str = "nsynth-small") -> dict:
     return {"dataset": c.dataset, "labels": c.labels, "val_accuracy": c.val_accuracy,
             "train_accuracy": float(c.state.get("train_accuracy", float("nan"))),
             "test_accuracy": float(c.state.get("test_accuracy", float("nan"))),
-            "confusion": np.asarray(c.confusion).tolist(), "build_seconds": m["seconds"], "cache": m["cache"]}
+            "val_recall": c.val_recall(), "confusion": np.asarray(c.confusion).tolist(), "build_seconds": m["seconds"], "cache": m["cache"]}
 
 
 if __name__ == "__main__":  # python -m tunesmith.evaluation.audio_family [DATASET]

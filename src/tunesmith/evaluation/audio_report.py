@@ -115,8 +115,11 @@ def summary_rows(cond: dict) -> list[tuple[str, str, str]]:
         pred = ", ".join(f"{k} {v}" for k, v in sorted(f["predicted"].items(), key=lambda kv: -kv[1]))
         rows.append(("family accuracy", _fmt(f["family_accuracy"]),
                      f"{hits}/{f['n_family_labelled']} classified as the requested family (predicted: {pred})"))
+        asked = sorted({v["requested"] for v in f["per_file"].values() if v["requested"]})
+        rec = f.get("classifier_val_recall", {})
+        per = "; per requested family: " + ", ".join(f"{k} {_fmt(rec[k])}" for k in asked if k in rec) if asked and rec else ""
         rows.append(("family classifier held-out accuracy", _fmt(f["classifier_val_accuracy"]),
-                     f"on real notes of instruments it never heard ({f['classifier_dataset']} valid split)"))
+                     f"on real notes of instruments it never heard ({f['classifier_dataset']} valid split){per}"))
     if "family_frechet" in cond:
         ff = cond["family_frechet"]
         for fam, v in ff["per_family"].items():
