@@ -489,3 +489,106 @@ def test_empty_beats_and_bars_count_the_units_a_note_sounds_in():
     assert F.pitch_classes_per_bar(twice).tolist() == [1.0]            # bar 0: C only; bar 1: C#
     assert F.avg_ioi(twice).tolist() == pytest.approx([4 / 3]) and F.qualified_note_rate(
         F.NoteBatch.from_scores([Score.from_notes([(60, 0, 0.125), (61, 1, 0.1)])])).tolist() == [0.5]
+
+
+# ------------------------------------------------------------------------------------------ second round
+def test_pairs_switch_to_sampling_exactly_above_the_limit():
+    i, j = C.intra_pairs(4, max_pairs=6)                      # 6 pairs exist: all of them, in order
+    assert list(zip(i.tolist(), j.tolist())) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    assert len(C.intra_pairs(4, max_pairs=5)[0]) == 5         # one fewer allowed: sampled
+    assert len(C.intra_pairs(5, max_pairs=9)[0]) == 9         # 10 exist
+    i, j = C.inter_pairs(2, 3, max_pairs=6)
+    assert i.tolist() == [0, 0, 0, 1, 1, 1] and j.tolist() == [0, 1, 2, 0, 1, 2]
+    assert len(C.inter_pairs(2, 3, max_pairs=5)[0]) == 5
+
+
+def test_density_subsampling_is_seeded_without_replacement_and_only_above_the_limit():
+    v = np.arange(100.0)
+    assert C.Density.fit(v, max_points=100).values.tolist() == v.tolist()     # at the limit: untouched
+    a, b = C.Density.fit(v, max_points=90), C.Density.fit(v, max_points=90)
+    assert len(set(a.values)) == 90 and a.values.tolist() == b.values.tolist()
+    assert C.Density.fit(v, max_points=90, seed=1).values.tolist() != a.values.tolist()
+    assert C.Density.fit([1, 2, 3]).values.dtype == np.float64
+
+
+def test_overlap_and_kl_use_the_grid_they_are_given_and_the_floor():
+    rng = np.random.default_rng(4)
+    a, b = C.Density.fit(rng.normal(0, 1, 200)), C.Density.fit(rng.normal(0.7, 1.3, 200))
+    g = np.concatenate([np.linspace(-6, 0, 7), np.linspace(0.05, 8, 400)])     # uneven: dx matters
+    assert C.overlap_area(a, b, g) == pytest.approx(C.overlap_from_values(a(g), b(g), g))
+    assert C.overlap_area(a, b, g) != pytest.approx(C.overlap_area(a, b), abs=1e-4)
+    assert C.kl_divergence(a, b, g) == pytest.approx(C.kl_from_values(a(g), b(g), g))
+    assert C.kl_divergence(a, b, g) != pytest.approx(C.kl_divergence(a, b), abs=1e-4)
+    far = C.Density.fit(rng.normal(60, 1, 200))
+    cg = C.common_grid([a, far])
+    assert C.kl_divergence(a, far, floor=1e-4) == pytest.approx(C.kl_from_values(a(cg), far(cg), cg, 1e-4))
+    assert C.kl_divergence(a, far, floor=1e-4) < 10 < C.kl_divergence(a, far)            # ~ln 1e4 vs ~ln 1e10
+    # a normalised q whose peak is below 1: the floor is relative to that peak (1e-10 x 0.5 here)
+    grid = np.array([0.0, 4.0, 8.0])
+    assert C.kl_from_values(np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0]), grid) == pytest.approx(np.log(1e10))
+
+
+def test_compare_distances_stats_are_the_overlaps_and_kls_of_its_own_pdfs():
+    rng = np.random.default_rng(5)
+    g, r, x = rng.normal(2, 1, 40), rng.normal(3, 0.5, 40), rng.normal(2.5, 1, 40)
+    c = C.compare_distances("f", g, r, x, max_points=10)
+    for k, (p, q) in {"ref_intra_vs_inter": ("intra_ref", "inter"), "gen_intra_vs_inter": ("intra_gen", "inter"),
+                      "gen_intra_vs_ref_intra": ("intra_gen", "intra_ref")}.items():
+        assert c.stats["overlap_" + k] == C.overlap_from_values(c.pdf[p], c.pdf[q], c.grid)
+        assert c.stats["kl_" + k] == C.kl_from_values(c.pdf[p], c.pdf[q], c.grid)
+    for s, (name, v) in enumerate((("intra_gen", g), ("intra_ref", r), ("inter", x))):
+        assert np.allclose(c.pdf[name], C.Density.fit(v, 10, seed=s)(c.grid))          # 10 points, seed s
+    again = C.compare_distances("f", g, r, x, max_points=10)
+    assert all(np.array_equal(again.pdf[k], c.pdf[k]) for k in c.pdf)
+    assert not np.allclose(C.compare_distances("f", g, r, x).pdf["inter"], c.pdf["inter"])
+
+
+def test_compare_sets_passes_names_and_max_points_on():
+    gen = {"a": np.arange(8.0)[:, None] ** 1.5}
+    ref = {"a": np.arange(9.0)[:, None]}
+    full, few = C.compare_sets(gen, ref, ["a"]), C.compare_sets(gen, ref, ["a"], max_points=5)
+    assert full["a"].name == "a" and not np.allclose(full["a"].pdf["inter"], few["a"].pdf["inter"])
+    S = np.arange(8.0)[:, None] + 60
+    L = np.ones((8, 1))
+    Sr, Lr = np.arange(9.0)[:, None] + 60, np.ones((9, 1))
+    full = C.compare_sets(gen, ref, ["a"], groups=((S, L), (Sr, Lr)))["grouped_pitch_manhattan"]
+    few = C.compare_sets(gen, ref, ["a"], groups=((S, L), (Sr, Lr)), max_points=5)["grouped_pitch_manhattan"]
+    assert not np.allclose(full.pdf["inter"], few.pdf["inter"])
+
+
+def test_essen_details():
+    on_grid_enough = Score.from_notes([(60, 0.25 + 5e-7, 1)])
+    assert essen.check_durations(on_grid_enough) is None                        # within 1e-6 of the grid
+    assert essen.check_durations(Score.from_notes([(60, 0.25 + 5e-5, 1)])) == "onsets off the 0.25-beat grid"
+    eighth_offbeat = Score.from_notes([(60, 0.25, 0.5)])
+    with pytest.raises(Exception, match=r"no song passed the duration filter \(\{'onsets off the 0.5-beat grid': 2\}\); "
+                                        r"set data.durations to the lengths your music uses"):
+        essen.prepare_melodies([eighth_offbeat, eighth_offbeat], 0.5, essen.SEED_DURATIONS, False, verbose=False)
+
+
+def test_essen_reports_by_default(capsys):
+    ok = Score.from_notes([(60, 0, 1)])
+    essen.prepare_melodies([ok], 0.25, essen.SEED_DURATIONS, False)
+    assert capsys.readouterr().err.strip() == "kept 1 of 1 songs (dropped 0: none)"
+    from tunesmith.data.corpora import load_corpus, split_by_piece
+
+    essen.prepared_songs("essen-small", max_pieces=6)
+    assert "of 6 songs" in capsys.readouterr().err
+    kept, _ = essen.prepare_melodies(load_corpus("essen-small")[:20], 0.25, essen.SEED_DURATIONS, True, False)
+    t, v = essen.prepared_songs("essen-small", max_pieces=20, val_fraction=0.3, split_seed=7, verbose=False)
+    wt, wv = split_by_piece(kept, 0.3, 7)
+    assert [s.notes() for s in v] == [s.notes() for s in wv] and [s.notes() for s in t] == [s.notes() for s in wt]
+
+
+def test_score_dtypes_four_column_notes_and_short_pieces():
+    s = Score(pitch=[60, 62], start=[0, 1], duration=[1, 2], velocity=[70, 80], track=[1, 2])
+    assert s.duration.dtype == np.float64 and s.velocity.dtype == np.int16 and s.track.dtype == np.int16
+    four = Score.from_notes([(60, 0, 1, 70), (62, 1, 1, 80)])
+    assert four.velocity.tolist() == [70, 80] and four.track.tolist() == [0, 0]
+    t = s.transpose(-12)
+    assert t.pitch.dtype == np.int16 and t.pitch.tolist() == [48, 50]
+    short = Score.from_notes([(64, 0, 0.5)])
+    assert short.pitch_class_histogram()[4] == 1.0
+    assert estimate_key(np.ones(12)) == (0, "major")             # no key fits better than another: C major
+    cut = Score.from_notes([(60, 2, 4), (62, 3, 1)])
+    assert cut.monophonic().notes() == [(60, 2.0, 1.0), (62, 3.0, 1.0)]
