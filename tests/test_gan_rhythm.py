@@ -130,3 +130,20 @@ def test_distinctness_figures_by_hand():
     assert d["pairwise_edit"] == pytest.approx((0 + 2 + 2) / 3 / 4, abs=1e-4)
     assert d["copies"] == pytest.approx(2 / 3, abs=1e-4)          # rows 0 and 1 are training phrase 0
     assert d["nearest_train"] == pytest.approx((0 + 0 + 1) / 3 / 4, abs=1e-4)  # row 2 vs [2,3,4,4]: 1 of 4
+
+
+@pytest.mark.skipif("essen-gan-rhythm" not in __import__("tunesmith.zoo", fromlist=["names"]).names(),
+                    reason="zoo:essen-gan-rhythm not built")
+def test_zoo_gan_rhythm_samples_distinct_valid_melodies_with_rhythm():
+    from tunesmith import zoo
+    from tunesmith.sampling.generate import generate
+    from tunesmith.training import load_run
+
+    model, c, cfg, _ = load_run("zoo:essen-gan-rhythm")
+    assert zoo.card("essen-gan-rhythm")["figures"]["distinct"] == 1.0
+    ids = model.sample_ids(20, torch.Generator().manual_seed(0))
+    assert len(np.unique(ids.numpy(), axis=0)) == 20 and not (ids == DELIMITER_ID).any()
+    scores = generate(model, c, 20, seed=0)
+    lengths = {round(float(d), 2) for s in scores for d in s.duration}
+    assert all(len(s) >= 4 for s in scores) and len(lengths) >= 3, lengths  # several note lengths: rhythm
+    assert all(float(s.end) == pytest.approx(16.0) for s in scores)          # 4 bars of 4 beats
