@@ -147,3 +147,17 @@ def test_zoo_gan_rhythm_samples_distinct_valid_melodies_with_rhythm():
     lengths = {round(float(d), 2) for s in scores for d in s.duration}
     assert all(len(s) >= 4 for s in scores) and len(lengths) >= 3, lengths  # several note lengths: rhythm
     assert all(float(s.end) == pytest.approx(16.0) for s in scores)          # 4 bars of 4 beats
+
+
+@pytest.mark.skipif("essen-gan-rhythm" not in __import__("tunesmith.zoo", fromlist=["names"]).names(),
+                    reason="zoo:essen-gan-rhythm not built")
+def test_the_page_plays_the_zoo_gan():
+    from starlette.testclient import TestClient
+
+    from tunesmith.serve.app import create_app
+
+    c = TestClient(create_app(["zoo:essen-gan-rhythm"]))
+    assert [m["name"] for m in c.get("/api/models").json()] == ["essen-gan-rhythm"]
+    a = c.post("/api/generate", json={"model": "essen-gan-rhythm", "seed": 3, "tempo": 100}).json()
+    b = c.post("/api/generate", json={"model": "essen-gan-rhythm", "seed": 4, "tempo": 100}).json()
+    assert a["notes"] and a["length"] == 16.0 and a["notes"] != b["notes"]
