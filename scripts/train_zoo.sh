@@ -36,8 +36,14 @@ case "$NAME" in
     python scripts/cpu_budget.py 1800 tunesmith train configs/gan_rhythm.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/gan_rhythm.toml
     ;;
+  audio-cvae)
+    # issue 13: family + pitch conditioned CVAE over harmonic + noise images of nsynth-small notes (docs/audio.md)
+    tunesmith datasets build nsynth-small
+    tunesmith train configs/audio_cvae_pitch.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/audio_cvae_pitch.toml
+    ;;
   *)
-    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer, essen-gan-rhythm" >&2
+    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer, essen-gan-rhythm, audio-cvae" >&2
     exit 2
     ;;
 esac

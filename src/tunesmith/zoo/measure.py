@@ -23,7 +23,10 @@ TOLERANCE = {"val_loss": 0.01, "val_accuracy": 0.005, "mean_overlap": 0.03, "ons
              "composed_mean_overlap": 0.03, "composed_empty": 0, "nll_erased_random": 0.01,
              "nll_erased_harmonize": 0.01,
              "mean_overlap_phrase": 0.03, "distinct": 0.02, "pairwise_edit": 0.01, "copies": 0.02,
-             "nearest_train": 0.01}
+             "nearest_train": 0.01,
+             "brass60_pitch_accuracy": 0.26, "brass60_family_accuracy": 0.26, "grid_pitch_accuracy": 0.05,
+             "grid_family_accuracy": 0.05, "grid_fd_beats_wrong": 0.1, "grid_fd_mean": 500.0,
+             "grid_fd_mean_wrong_family": 500.0, "classifier_val_accuracy": 0.02, "grid_notes": 0}
 
 
 def measures(family: str):
@@ -171,4 +174,60 @@ def _gan_rhythm(model, codec, cfg, quick: bool = False) -> dict:
     long = model.sample_ids(n, torch.Generator().manual_seed(0), steps=steps).numpy() if steps else ids
     figs["mean_overlap"] = _overlap([codec.decode(r) for r in long], ref) if steps else figs["mean_overlap_phrase"]
     figs.update(distinctness(ids, build_data(**cfg.data).train.phrases.numpy()))
+    return figs
+
+
+def conditional_audio_grid(codec, dataset: str = "nsynth-small:val", per: int = 2) -> list[tuple[str, int]]:
+    """(family, pitch) requests for every family the model knows: the 3rd lowest, middle and 3rd highest
+    pitch of that family's held-out notes, each ``per`` times."""
+    from ..data.nsynth import load_clips
+
+    pitches: dict[str, set] = {}
+    for c in load_clips(dataset):
+        pitches.setdefault(c.label, set()).add(c.pitch)
+    out = []
+    for fam in codec.labels:
+        ps = sorted(pitches.get(fam, ()))
+        if len(ps) >= 5:
+            out += [(fam, p) for p in (ps[2], ps[len(ps) // 2], ps[-3]) for _ in range(per)]
+    return out
+
+
+@measures("harmonic_cvae")
+@measures("harmonic_gan")
+def _conditional_audio(model, codec, cfg, quick: bool = False) -> dict:
+    """Issue 13's figures, measured with `tunesmith evaluate`'s functions against nsynth-small's held-out
+    instruments: the Done-when request (brass, MIDI 60, 4 notes, seed 0) and a grid of every family x 3
+    held-out pitches x 2 notes (seeded): pitch accuracy (pYIN within 50 cents), family accuracy (the
+    reference classifier), and the share of families whose MFCC Frechet distance to their real held-out
+    notes beats real notes of the other families."""
+    import tempfile
+    from pathlib import Path
+
+    from ..evaluation.audio_family import family_accuracy, family_frechet
+    from ..evaluation.audio_metrics import pitch_accuracy
+    from ..sampling.generate import generate, write_outputs
+
+    t = float(cfg.sample.get("temperature", 1.0))
+    figs: dict = {}
+    with tempfile.TemporaryDirectory(prefix="tunesmith-zoo-") as d:
+        a = Path(d) / "brass60"
+        write_outputs(generate(model, codec, 4, seed=0, condition="brass", pitch=60, temperature=t), a)
+        figs["brass60_pitch_accuracy"] = pitch_accuracy(a)["pitch_accuracy"]
+        fam = family_accuracy(a)
+        figs["brass60_family_accuracy"] = fam["family_accuracy"]
+        figs["classifier_val_accuracy"] = round(fam["classifier_val_accuracy"], 4)
+        grid = conditional_audio_grid(codec, per=1 if quick else 2)
+        items = []
+        for i, (f, p) in enumerate(grid):
+            items += generate(model, codec, 1, seed=1000 + i, condition=f, pitch=p, temperature=t)
+        g = Path(d) / "grid"
+        write_outputs(items, g)
+        figs["grid_notes"] = len(items)
+        figs["grid_pitch_accuracy"] = round(pitch_accuracy(g)["pitch_accuracy"], 4)
+        figs["grid_family_accuracy"] = round(family_accuracy(g)["family_accuracy"], 4)
+        fd = family_frechet(g)
+        figs["grid_fd_beats_wrong"] = round(fd["beats_wrong"], 4)
+        figs["grid_fd_mean"] = round(fd["mean_generated"], 1)
+        figs["grid_fd_mean_wrong_family"] = round(fd["mean_wrong"], 1)
     return figs
