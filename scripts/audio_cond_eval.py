@@ -1,0 +1,96 @@
+"""Issue 13's held-out figures for the audio models (docs/audio.md, "Conditional models and goals").
+
+    python scripts/audio_cond_eval.py grid RUN OUT [PER]       family x 3 held-out pitches x PER notes (seeded)
+    python scripts/audio_cond_eval.py bilstm RUN OUT [PER]     continue PER held-out notes per family
+    python scripts/audio_cond_eval.py wavenet RUN OUT [PER]    reconstruct and re-pitch (+3) PER notes per family
+
+Each writes WAVs + samples.json under OUT and prints the figures as JSON, computed with the functions
+`tunesmith evaluate OUT --reference nsynth-small:val` uses (pYIN pitch accuracy, the reference family
+classifier, per-family MFCC Frechet distance against real notes of the wrong family, MR-STFT vs mu-law).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from tunesmith.data.nsynth import load_clips, write_sample_labels  # noqa: E402
+from tunesmith.evaluation.audio_metrics import paired_mrstft, pitch_accuracy  # noqa: E402
+from tunesmith.training.checkpoint import load_run  # noqa: E402
+
+
+def grid(run: str, out: Path, per: int = 2) -> dict:
+    from tunesmith.evaluation.audio_family import family_accuracy, family_frechet
+    from tunesmith.sampling.generate import generate, write_outputs
+    from tunesmith.zoo.measure import conditional_audio_grid
+
+    model, codec, cfg, _ = load_run(run)
+    t = float(cfg.sample.get("temperature", 1.0))
+    requests = conditional_audio_grid(codec, per=1)  # (family, pitch) per family: 3 pitches
+    items = []
+    for k, (fam, p) in enumerate(requests):
+        i, j = divmod(k, 3)
+        items += generate(model, codec, per, seed=100 * i + j, condition=fam, pitch=p, temperature=t)
+    write_outputs(items, out)
+    pa, fa, fd = pitch_accuracy(out), family_accuracy(out), family_frechet(out)
+    return {"notes": len(items), "pitch_accuracy": pa["pitch_accuracy"], "median_abs_cents": pa["median_abs_cents"],
+            "family_accuracy": fa["family_accuracy"], "classifier_val_accuracy": fa["classifier_val_accuracy"],
+            "fd_beats_wrong": fd["beats_wrong"], "fd_mean": fd["mean_generated"], "fd_mean_wrong": fd["mean_wrong"],
+            "per_family_fd": {k: [round(v["generated"]), round(v["wrong"])] for k, v in fd["per_family"].items()}}
+
+
+def _held_out(per: int):
+    rng = np.random.default_rng(0)
+    by: dict[str, list] = {}
+    for c in load_clips("nsynth-small:val"):
+        by.setdefault(c.label, []).append(c)
+    return [by[f][i] for f in sorted(by) for i in rng.choice(len(by[f]), per, replace=False)]
+
+
+def bilstm(run: str, out: Path, per: int = 3) -> dict:
+    """The first second each continuation makes after the primer's frames (and one FFT window)."""
+    model, codec, cfg, _ = load_run(run)
+    torch.manual_seed(0)
+    cut = codec.context * codec.hop + codec.n_fft
+    rows = []
+    out.mkdir(parents=True, exist_ok=True)
+    for c in _held_out(per):
+        a = model.generate(codec, 1, primer=str(c.path), griffin_lim=bool(cfg.sample.get("griffin_lim", False)))[0]
+        sf.write(out / f"{c.name}.wav", a.samples[cut:cut + codec.sample_rate], codec.sample_rate)
+        rows.append({"file": f"{c.name}.wav", "pitch": c.pitch, "family": c.label})
+    write_sample_labels(out, rows)
+    r = pitch_accuracy(out)
+    return {"notes": len(rows), "pitch_accuracy": r["pitch_accuracy"], "median_abs_cents": r["median_abs_cents"]}
+
+
+def wavenet(run: str, out: Path, per: int = 3) -> dict:
+    model, codec, _, _ = load_run(run)
+    sel = _held_out(per)
+    rows = {"recon": [], "repitch": []}
+    for i, c in enumerate(sel):
+        for kind, pitch in (("recon", None), ("repitch", c.pitch + 3)):
+            g = torch.Generator().manual_seed(i)
+            a = model.generate(codec, 1, generator=g, primer=str(c.path), pitch=pitch)[0]
+            (out / kind).mkdir(parents=True, exist_ok=True)
+            sf.write(out / kind / f"{c.name}.wav", a.samples, codec.sample_rate)
+            rows[kind].append({"file": f"{c.name}.wav", "pitch": pitch or c.pitch, "family": c.label})
+    for kind, r in rows.items():
+        write_sample_labels(out / kind, r)
+    pr, ps = pitch_accuracy(out / "recon"), pitch_accuracy(out / "repitch")
+    m = paired_mrstft(out / "recon", [c.path for c in sel])
+    return {"notes": len(sel), "recon_pitch_accuracy": pr["pitch_accuracy"], "recon_cents": pr["median_abs_cents"],
+            "repitch_pitch_accuracy": ps["pitch_accuracy"], "repitch_cents": ps["median_abs_cents"],
+            "mrstft": m["mrstft"], "mrstft_mulaw8": m["mrstft_mulaw8"]}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 4 or sys.argv[1] not in ("grid", "bilstm", "wavenet"):
+        raise SystemExit(__doc__)
+    fn = {"grid": grid, "bilstm": bilstm, "wavenet": wavenet}[sys.argv[1]]
+    print(json.dumps(fn(sys.argv[2], Path(sys.argv[3]), *map(int, sys.argv[4:5]))))
