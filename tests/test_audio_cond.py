@@ -112,12 +112,14 @@ def test_gan_aux_classifiers_learn_and_generator_follows_the_condition(data):
     assert [a.label for a in audio] == ["organ", "organ"] and audio[0].pitch == sum(data.codec.pitch_range) // 2
 
 
-def test_controls_declare_condition_and_pitch():
+def test_controls_declare_condition_and_pitch(data):
     from tunesmith.models.audio_cond import HarmonicCVAE, HarmonicGAN
 
     for cls in (HarmonicCVAE, HarmonicGAN):
         names = [c.name for c in controls(cls)]
         assert names[:2] == ["condition", "pitch"] and "temperature" in names
+    cond = controls(HarmonicCVAE, data.codec)[0]
+    assert cond.type == "choice" and cond.choices == ("brass", "flute", "organ")  # family names, not clipped
 
 
 def test_cli_trains_samples_wav_and_sidecar_and_refuses_bad_pitch(tmp_path, capsys):

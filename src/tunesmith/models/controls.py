@@ -57,8 +57,10 @@ def _type_name(p: inspect.Parameter) -> str:
 
 
 def condition_choices(codec) -> tuple[str, ...]:
-    """A conditioned time-step model's labels as ``--condition`` values (``metre=3/4``, ``mode=minor``)."""
-    return tuple(str(s)[1:-1] for s in (getattr(codec, "labels", None) or []))
+    """A conditioned model's labels as ``--condition`` values: a time-step model's ``<metre=3/4>`` tokens
+    without their brackets (``metre=3/4``), an audio model's family names (``brass``) as they are."""
+    return tuple(str(s)[1:-1] if str(s).startswith("<") and str(s).endswith(">") else str(s)
+                 for s in (getattr(codec, "labels", None) or []))
 
 
 def controls(model, codec=None) -> list[Control]:
