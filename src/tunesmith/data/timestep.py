@@ -187,7 +187,7 @@ class TimeStepCodec(Codec):
         valid = ", ".join(s[1:-1] for s in labels)
         if not labels:
             raise TunesmithError("this model does not take --condition: it was trained without condition labels "
-                                 "(train with data.condition = [\"metre\"], e.g. configs/essen_lstm_metre.toml)")
+                                 "(train with data.condition = [\"metre\", \"mode\"], e.g. configs/essen_lstm_cond.toml)")
         out = []
         for k, v in items:
             kind = _KIND_ALIASES.get(str(k).strip().lower(), str(k).strip().lower())
