@@ -163,9 +163,8 @@ def test_zoo_melody_vae_slider_redraws_the_piano_roll_within_100_ms():
         assert "melody-vae-4bar" in names
         if await page.locator("#model").input_value() != "melody-vae-4bar":
             await page.select_option("#model", "melody-vae-4bar")
-            await page.wait_for_function(f"{S}.model && {S}.model.name === 'melody-vae-4bar' && !{S}.inflight",
-                                         timeout=30_000)
-            await page.wait_for_selector("#melody-vae-panel input[data-attr=rests]", timeout=30_000)
+        await page.wait_for_function(f"{S}.model && {S}.model.name === 'melody-vae-4bar' && {SETTLED}", timeout=60_000)
+        await page.wait_for_selector("#melody-vae-panel input[data-attr=rests]", timeout=30_000)
         await page.wait_for_timeout(500)
         sel = "#melody-vae-panel input[data-attr=note_density]"
         times, pieces = [], []
@@ -200,8 +199,8 @@ def run_page_any(url, body, width=1280, height=1000):
             page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
             page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
             try:
-                await page.goto(url)
-                await page.wait_for_function(SETTLED, timeout=30_000)
+                await page.goto(url)   # the first model may be an audio one, which sets no piece: wait for the menu
+                await page.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=60_000)
                 await body(page, problems)
             finally:
                 await browser.close()
