@@ -59,11 +59,11 @@ def test_slider_move_decodes_fast():
     torch.set_num_threads(1)
     with torch.inference_mode():
         model.decode(model.slider_z([0.5] * 20, 1, {"note_density": 1.0}))
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # CPU time on one thread: what a slider move costs, however loaded the machine
         for _ in range(5):
             codec.decode(model.decode(model.slider_z([1.0] * 20, 1, {"rests": -1.0}))[0])
-        ms = (time.perf_counter() - t0) / 5 * 1000
-    assert ms < 100, f"{ms:.0f} ms per slider move"
+        ms = (time.process_time() - t0) / 5 * 1000
+    assert ms < 100, f"{ms:.0f} ms of CPU per slider move"
 
 
 @pytest.mark.slow
