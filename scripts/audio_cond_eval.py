@@ -2,7 +2,7 @@
 
     python scripts/audio_cond_eval.py grid RUN OUT [PER]       family x 3 held-out pitches x PER notes (seeded)
     python scripts/audio_cond_eval.py bilstm RUN OUT [PER]     continue PER held-out notes per family
-    python scripts/audio_cond_eval.py wavenet RUN OUT [PER]    reconstruct and re-pitch (+3) PER notes per family
+    python scripts/audio_cond_eval.py wavenet RUN OUT [PER]    reconstruct and re-pitch (+/-3) PER notes per family
 
 Each writes WAVs + samples.json under OUT and prints the figures as JSON, computed with the functions
 `tunesmith evaluate OUT --reference nsynth-small:val` uses (pYIN pitch accuracy, the reference family
@@ -72,9 +72,9 @@ def bilstm(run: str, out: Path, per: int = 3) -> dict:
 def wavenet(run: str, out: Path, per: int = 3) -> dict:
     model, codec, _, _ = load_run(run)
     sel = _held_out(per)
-    rows = {"recon": [], "repitch": []}
+    rows = {"recon": [], "repitch": [], "repitch_down": []}
     for i, c in enumerate(sel):
-        for kind, pitch in (("recon", None), ("repitch", c.pitch + 3)):
+        for kind, pitch in (("recon", None), ("repitch", c.pitch + 3), ("repitch_down", c.pitch - 3)):
             g = torch.Generator().manual_seed(i)
             a = model.generate(codec, 1, generator=g, primer=str(c.path), pitch=pitch)[0]
             (out / kind).mkdir(parents=True, exist_ok=True)
@@ -82,11 +82,26 @@ def wavenet(run: str, out: Path, per: int = 3) -> dict:
             rows[kind].append({"file": f"{c.name}.wav", "pitch": pitch or c.pitch, "family": c.label})
     for kind, r in rows.items():
         write_sample_labels(out / kind, r)
-    pr, ps = pitch_accuracy(out / "recon"), pitch_accuracy(out / "repitch")
+    pr, ps, pd = (pitch_accuracy(out / k) for k in ("recon", "repitch", "repitch_down"))
     m = paired_mrstft(out / "recon", [c.path for c in sel])
+    real = pitch_accuracy_of(sel, out / "real")
     return {"notes": len(sel), "recon_pitch_accuracy": pr["pitch_accuracy"], "recon_cents": pr["median_abs_cents"],
-            "repitch_pitch_accuracy": ps["pitch_accuracy"], "repitch_cents": ps["median_abs_cents"],
+            "repitch_up3_pitch_accuracy": ps["pitch_accuracy"], "repitch_up3_cents": ps["median_abs_cents"],
+            "repitch_down3_pitch_accuracy": pd["pitch_accuracy"], "repitch_down3_cents": pd["median_abs_cents"],
+            "real_notes_pitch_accuracy": real["pitch_accuracy"],
             "mrstft": m["mrstft"], "mrstft_mulaw8": m["mrstft_mulaw8"]}
+
+
+def pitch_accuracy_of(sel, out: Path) -> dict:
+    """The same pYIN check on the original held-out notes (the ceiling a reconstruction can reach)."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for c in sel:
+        x, sr = sf.read(c.path, dtype="float32")
+        sf.write(out / f"{c.name}.wav", x, sr)
+        rows.append({"file": f"{c.name}.wav", "pitch": c.pitch, "family": c.label})
+    write_sample_labels(out, rows)
+    return pitch_accuracy(out)
 
 
 if __name__ == "__main__":

@@ -181,3 +181,22 @@ def test_wavenet_with_a_harmonic_source_trains_and_repitches():
     plain = build_model("wavenet", data.codec.model_info(), channels=8, dilations=[1], bottleneck=4, pool=32)
     with pytest.raises(TunesmithError, match="harmonic source"):
         plain.generate(data.codec, 1, pitch=64)
+
+
+def test_waveform_val_max_items_validates_on_a_fixed_evenly_spaced_subset():
+    from tunesmith.data.audio_encodings import val_subset
+
+    kw = dict(dataset="nsynth-mini", families=["flute", "organ"], val_fraction=0.4, clip_seconds=0.05)
+    full = build_data("waveform", **kw)
+    n = len(full.val)
+    assert n >= 4, n
+    sub = build_data("waveform", val_max_items=3, **kw)
+    assert len(sub.val) == 3 and sub.stats["val_items"] == 3 and sub.stats["val_clips"] == n
+    assert len(sub.reference) == n  # evaluation still sees every held-out clip
+    pick = [0, round((n - 1) / 2), n - 1]  # first, middle, last: the same notes on every run
+    assert torch.equal(sub.val.tensors["audio"], full.val.tensors["audio"][pick])
+    assert torch.equal(sub.val.tensors["pitch"], full.val.tensors["pitch"][pick])
+    assert val_subset(list(range(5)), 10) == list(range(5)) and val_subset(list(range(5)), None) == list(range(5))
+    for bad in (0, 2.5, True):
+        with pytest.raises(TunesmithError, match="val_max_items"):
+            val_subset(list(range(5)), bad)
