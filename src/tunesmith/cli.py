@@ -83,7 +83,7 @@ def cmd_sample(a) -> None:
             "tempo": a.tempo, "condition": a.condition, "guidance": a.guidance, "pitch": a.pitch,
             "interpolate": tuple(a.interpolate) if a.interpolate else None,
             "denoise": True if a.denoise else None, "griffin_lim": True if a.griffin_lim else None,
-            "noise": a.noise, "melody": a.melody}
+            "noise": a.noise, "melody": a.melody, "set": a.set}
     paths = sample_run(a.run, a.out, num=a.num, wav=a.wav, seed=a.seed, device=a.device, formats=a.format, **opts)
     for p in paths:
         print(p)
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="generate MIDI (and WAV) from a trained run")
     s.add_argument("run", help="run directory written by `tunesmith train`")
     s.add_argument("--help-model", action="store_true", help="list the controls this run's model takes and exit")
+    s.add_argument("--set", action="append", default=None, metavar="NAME=VALUE",
+                   help="any control the model declares (--help-model lists them), e.g. --set temperature=0.9; "
+                        "repeatable")
     s.add_argument("--primer", default=None, help='primer melody in the encoding\'s text, e.g. "60 _ 62 _"')
     s.add_argument("--temperature", type=float, default=None, help="sampling temperature (> 0)")
     s.add_argument("--top-k", type=int, default=None, help="sample among the k most likely symbols")

@@ -93,3 +93,41 @@ def describe(model, defaults: dict | None = None, codec=None) -> str:
     lines = ["  ".join(h.ljust(w[i]) if i < 4 else h for i, h in enumerate(head))]
     lines += ["  ".join(v.ljust(w[i]) if i < 4 else v for i, v in enumerate(r)) for r in rows]
     return "\n".join(lines)
+
+
+def parse_control_values(model, pairs, codec=None) -> dict[str, Any]:
+    """``--set NAME=VALUE`` pairs as keyword options of ``model.generate``, typed by the declaration: a family
+    whose control has no flag of its own is still reachable from the CLI, with no change to cli.py. An unknown
+    name or a value of the wrong type is a TunesmithError that lists what the model takes."""
+    from ..errors import TunesmithError
+
+    declared = {c.name: c for c in controls(model, codec)}
+    out: dict[str, Any] = {}
+    for pair in pairs or ():
+        name, sep, raw = str(pair).partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise TunesmithError(f"--set takes NAME=VALUE (e.g. --set temperature=0.9), got {pair!r}")
+        c = declared.get(name)
+        if c is None:
+            names = ", ".join(sorted(declared)) or "none"
+            raise TunesmithError(f"--set {name}: {type(model).__name__} has no control {name!r} "
+                                 f"(it takes: {names}; --help-model describes them)")
+        t = c.type.replace(" ", "")
+        try:
+            if t.startswith("bool"):
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(raw)
+                value: Any = raw.lower() in ("true", "1", "yes", "on")
+            elif t.startswith("int"):
+                value = int(raw)
+            elif t.startswith("float"):
+                value = float(raw)
+            else:
+                value = raw
+        except ValueError:
+            raise TunesmithError(f"--set {name}: expected a value of type {c.type}, got {raw!r}") from None
+        if c.choices and value not in c.choices and name != "condition":
+            raise TunesmithError(f"--set {name}: {raw!r} is not one of {', '.join(map(str, c.choices))}")
+        out[name] = value
+    return out

@@ -88,6 +88,16 @@ def sample_run(run_dir: str | Path, out_dir: str | Path | None = None, num: int 
     if out_dir:
         check_out_folder(out_dir)
     model, codec, cfg, _ = load_run(run_dir, resolve_device(device))
+    if options.get("set"):  # --set NAME=VALUE: any declared control, typed by the model's declaration
+        from ..models.controls import parse_control_values
+
+        extra = parse_control_values(model, options.pop("set"), codec)
+        both = sorted(k for k in extra if options.get(k) is not None)
+        if both:
+            raise TunesmithError(f"--{both[0].replace('_', '-')} is given twice (as a flag and with --set); keep one")
+        options = {**options, **extra}
+        check_options({**options, "num": num, "seed": seed})
+    options.pop("set", None)
     defaults = dict(cfg.sample)
     num = num if num is not None else defaults.pop("num", 4)
     defaults.pop("num", None)
