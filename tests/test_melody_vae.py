@@ -153,20 +153,6 @@ def test_beam_search_finds_the_most_likely_phrase(decoder):
     with pytest.raises(Exception, match="beam"):
         m.decode_beam(z, 0)
 
-def test_sliders_are_centred_on_the_medoid_code_not_the_mean():
-    # a ring of codes: their mean (the origin) is no code at all; the sliders' centre is the training code
-    # nearest it, in standard deviations per dimension
-    m = MelodyVAE(len(VOCAB), phrase_len=8, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=32, latent_dim=2,
-                  n_sliders=2).eval()
-    t = np.linspace(0, 2 * np.pi, 40, endpoint=False)
-    codes = np.stack([np.cos(t), 3 * np.sin(t)], 1)
-    codes[7] = [0.5, 0.0]                       # 0.5 std from the mean on dim 0; every other code is >= 1 std away
-    info = m.fit_sliders(codes)
-    assert info["centre"] == "medoid" and info["centre_item"] == 7
-    assert torch.allclose(m.slider_z([0, 0])[0], torch.tensor([0.5, 0.0]))
-    assert torch.allclose(m.latent_std, torch.as_tensor(codes.std(0) + 1e-8, dtype=torch.float32))
-
-
 def test_sliders_attributes_and_interpolation_endpoints():
     torch.manual_seed(0)
     c = codec(8)

@@ -15,8 +15,7 @@
   ones alone.
 
 **Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
-with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations),
-centred on the medoid code (the training phrase nearest the codes' mean; ``fit_sliders``),
+with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
 and MusicVAE-style *attribute vectors*: for each of :data:`ATTRIBUTES` (note density, pitch height,
 range, stepwise motion, rests), the mean code of the training phrases in the top quarter of that
 attribute minus the mean code of the bottom quarter. An attribute slider moves the code along that
@@ -303,20 +302,7 @@ class MelodyVAE(TunesmithModel):
         return self.decode_ids(z)
 
     # ------------------------------------------------------------------ sliders and attribute vectors
-    def fit_sliders(self, codes: np.ndarray) -> dict:
-        """Seed 001's sliders, centred on the *medoid* code: the encoded training phrase nearest the codes'
-        mean (in standard deviations per dimension), stored in ``latent_mean`` (the sliders' centre). The
-        mean itself is not a code the decoder was trained on: the hierarchical 4-bar model decodes it as one
-        repeated pitch (range 0, stepwise motion 0), so every slider moved away from it first *added* range
-        and steps whichever way it went (docs/autoencoders.md, "Attribute sliders")."""
-        codes = np.asarray(codes, np.float64)
-        info = RollAutoencoder.fit_sliders(self, codes)
-        if len(codes):
-            std = codes.std(0) + 1e-8
-            i = int(np.argmin((((codes - codes.mean(0)) / std) ** 2).sum(1)))
-            self.latent_mean.copy_(torch.as_tensor(codes[i], dtype=torch.float32, device=self.latent_mean.device))
-            info.update(centre="medoid", centre_item=i)
-        return info
+    fit_sliders = RollAutoencoder.fit_sliders
 
     @torch.no_grad()
     def encode_items(self, data, max_items: int | None = None, batch_size: int = 512):
