@@ -1,4 +1,5 @@
 import os
+import socket
 import textwrap
 from pathlib import Path
 
@@ -49,3 +50,11 @@ def tiny_run(tmp_path_factory) -> Path:
     cfg.write_text(textwrap.dedent(TINY_LSTM))
     train(cfg, d / "run", device="cpu", max_steps=60, progress=False)
     return d / "run"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for torchrun's rendezvous: fixed ports collided when two test runs
+    shared the machine (a rank then aborted in gloo)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -6,6 +6,8 @@ import sys
 
 from safetensors.torch import load_file
 
+from conftest import free_port
+
 
 def torchrun_two(config, out, port: int, max_steps: int, timeout: int = 300):
     """`torchrun --nproc_per_node 2 -m tunesmith.cli train CONFIG` on CPU (gloo)."""
@@ -18,7 +20,7 @@ def torchrun_two(config, out, port: int, max_steps: int, timeout: int = 300):
 
 def test_torchrun_two_processes_gloo(tiny_config, tmp_path):
     out = tmp_path / "ddp"
-    r = torchrun_two(tiny_config, out, 29517, 6)
+    r = torchrun_two(tiny_config, out, free_port(), 6)
     assert r.returncode == 0, r.stderr[-2000:]
     entries = sorted(p.name for p in out.iterdir())
     assert "checkpoint" in entries and not [e for e in entries if e.startswith(".checkpoint")]
@@ -38,7 +40,7 @@ def test_ddp_early_stopping_agrees_across_ranks(tiny_config, tmp_path):
                                            "plateau_patience = 0\nplateau_factor = 0.5")
     tiny_config.write_text(text)
     out = tmp_path / "ddp"
-    r = torchrun_two(tiny_config, out, 29519, 40, timeout=240)
+    r = torchrun_two(tiny_config, out, free_port(), 40, timeout=240)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "early stopping at step 4" in r.stderr
     assert r.stderr.count("early stopping") == 1          # said once, by rank 0
@@ -72,7 +74,8 @@ def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path
 
     tiny_config.write_text(tiny_config.read_text().replace("log_every = 5", "log_every = 1"))
     out = tmp_path / "job"
-    nodes = [_node(tiny_config, out, 29531, 100000, r) for r in (0, 1)]
+    port = free_port()  # one rendezvous port for both nodes
+    nodes = [_node(tiny_config, out, port, 100000, r) for r in (0, 1)]
     t = time.time()
     def logged_step():  # the last training step in metrics.csv (rows: step,epoch,split,name,value)
         rows = (out / "metrics.csv").read_text().splitlines()[1:] if (out / "metrics.csv").exists() else []
@@ -88,7 +91,8 @@ def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
     stopped = meta["step"]
     assert stopped >= 3 and meta["world_size"] == 2
-    nodes = [_node(tiny_config, out, 29533, stopped + 4, r) for r in (0, 1)]
+    port = free_port()
+    nodes = [_node(tiny_config, out, port, stopped + 4, r) for r in (0, 1)]
     errs = [n.communicate(timeout=180)[1] for n in nodes]
     assert all(n.returncode == 0 for n in nodes), errs[0][-1500:] + errs[1][-1500:]
     assert any(f"resuming {out} from step {stopped}" in e for e in errs)

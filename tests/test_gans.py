@@ -8,6 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 
 from tunesmith.config import TrainConfig
 from tunesmith.data.chorale_roll import ChoraleRollCodec, roll_to_score, score_to_roll
@@ -296,7 +297,7 @@ def test_ddp_two_processes_gradient_penalty(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                        "29533", "-m", "tunesmith.cli", "train", str(cfg), "--out", str(out), "--max-steps", "3",
+                        str(free_port()), "-m", "tunesmith.cli", "train", str(cfg), "--out", str(out), "--max-steps", "3",
                         "--device", "cpu", "--quiet"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
