@@ -27,7 +27,7 @@ from torch import nn
 
 from ..data.audio import postprocess
 from ..errors import TunesmithError
-from .base import Audio, TunesmithModel, register_model
+from .base import Audio, TunesmithModel, gaussian_kl_loss, register_model
 
 PITCH_CENTRE, PITCH_SCALE = 60.0, 24.0
 
@@ -134,9 +134,8 @@ class HarmonicCVAE(CondMixin, TunesmithModel):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         y = self.decoder(z, c).float()
         recon = ((y - x) ** 2).sum(dim=(1, 2)).mean()
-        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
-        beta = self.beta * (min(1.0, step / self.kl_warmup_steps) if self.kl_warmup_steps else 1.0)
-        return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+        kl_term, kl = gaussian_kl_loss(mu, logvar, self.beta, step, self.kl_warmup_steps)
+        return {"loss": recon + kl_term, "recon": recon, "kl": kl}
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator: torch.Generator | None = None, condition: str | None = None,

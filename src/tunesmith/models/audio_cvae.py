@@ -19,7 +19,7 @@ from torch import nn
 
 from ..data.audio import postprocess
 from ..errors import TunesmithError
-from .base import Audio, TunesmithModel, register_model
+from .base import Audio, TunesmithModel, gaussian_kl_loss, register_model
 
 
 @register_model("audio_cvae")
@@ -86,9 +86,8 @@ class AudioCVAE(TunesmithModel):
             recon = (((y + 1) / 2 - (x + 1) / 2) ** 2).sum(dim=(1, 2)).mean()
         else:
             recon = ((y - x) ** 2).sum(dim=(1, 2)).mean()
-        kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
-        beta = self.beta * (min(1.0, step / self.kl_warmup_steps) if self.kl_warmup_steps else 1.0)
-        return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
+        kl_term, kl = gaussian_kl_loss(mu, logvar, self.beta, step, self.kl_warmup_steps)
+        return {"loss": recon + kl_term, "recon": recon, "kl": kl}
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator: torch.Generator | None = None, condition: str | None = None,

@@ -35,6 +35,14 @@ def register_model(name: str):
     return deco
 
 
+def gaussian_kl_loss(mu, logvar, beta: float, step: int, warmup_steps: int):
+    """KL(q(z|x) || N(0, I)) averaged over the batch, and its weight: ``beta`` ramped linearly over the first
+    ``warmup_steps`` (none: full weight). Returns (weighted term, kl)."""
+    kl = (-0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(1)).mean()
+    weight = beta * (min(1.0, step / warmup_steps) if warmup_steps else 1.0)
+    return weight * kl, kl
+
+
 @dataclass
 class Audio:
     """A generated clip: mono float samples in [-1, 1]."""
