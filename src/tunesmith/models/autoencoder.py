@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import TunesmithError
-from .base import TunesmithModel, register_model
+from .base import TunesmithModel, gaussian_kl_loss, register_model
 
 SLIDER_RANGE = 3.0  # slider values are in standard deviations, within +-SLIDER_RANGE
 
@@ -133,11 +133,6 @@ class RollAutoencoder(TunesmithModel):
         return F.cross_entropy(logits.float().reshape(-1, self.pitches + 1), target.reshape(-1),
                                reduction="sum") / len(roll)
 
-    def kl_weight(self, step: int) -> float:
-        if self.kl_warmup_steps > 0:
-            return self.beta * min(1.0, step / self.kl_warmup_steps)
-        return self.beta
-
     def forward(self, batch, mode: str = "loss", step: int = 0):
         roll = batch["roll"]
         label = batch.get("label") if self.n_labels else None
@@ -151,8 +146,8 @@ class RollAutoencoder(TunesmithModel):
         out = {"recon": rec}
         loss = rec
         if self.variational:
-            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-            loss = rec + self.kl_weight(step) * kl
+            kl_term, kl = gaussian_kl_loss(mu, logvar, self.beta, step, self.kl_warmup_steps)
+            loss = rec + kl_term
             out["kl"] = kl
         with torch.no_grad():
             pred = self.probs(logits) > 0.5
