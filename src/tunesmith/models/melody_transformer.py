@@ -34,6 +34,43 @@ def skew(qe: torch.Tensor) -> torch.Tensor:
     return padded.reshape(*lead, M + 1, T)[..., 1:, :]  # (..., T, T) for M == T
 
 
+class MetrePositions(LabelConditioning):
+    """:class:`LabelConditioning` whose bar positions are **per metre**: the position slot is (metre label,
+    steps since the song's first symbol modulo that metre's bar), one embedding row per pair, where the shared
+    version has one row per position whatever the metre. 3/4 and 6/8 both have 12-step bars and got the same
+    twelve rows there, so the metre label alone had to tell the network whether a bar groups as 3 x 4 or 2 x 6
+    steps -- and the fine-tuned Transformer wrote 6/8 requests mostly as 3/4 (docs/conditioning.md). Here each
+    metre has its own rows (``model.metre_positions = true``). Everything else -- label slots, dropout, guidance,
+    the phase relative to the song's start -- is the parent's."""
+
+    def __init__(self, vocab_size: int, delimiter_id: int, label_groups: dict, dim: int, dropout: float,
+                 bar_steps: dict):
+        super().__init__(vocab_size, delimiter_id, label_groups, dim, dropout, bar_steps)
+        if not self.positions:
+            raise TunesmithError("model.metre_positions needs model.bar_positions = true and metre labels "
+                                 "(data.condition with \"metre\")")
+        self.metre_col = self.kinds.index("metre")
+        self.n_metres = len(label_groups["metre"])
+        self.metre0 = int(self.nulls[self.metre_col]) - self.n_metres   # slot of the first metre label
+        self.embed = nn.Embedding(self.pos0 + self.n_metres * self.MAX_BAR + 1, dim)
+        nn.init.zeros_(self.embed.weight)
+
+    def _per_metre(self, out: torch.Tensor) -> torch.Tensor:
+        """Shared position slots (last column: ``pos0 + p``, ``pos0 + MAX_BAR`` = null) -> per-metre ones."""
+        pos = out[..., -1] - self.pos0
+        metre = out[..., self.metre_col] - self.metre0          # 0..n_metres-1 (n_metres: null, no bar then)
+        null = self.pos0 + self.n_metres * self.MAX_BAR
+        per = torch.where(pos >= self.MAX_BAR, torch.full_like(pos, null),
+                          self.pos0 + metre.clamp(max=self.n_metres - 1) * self.MAX_BAR + pos)
+        return torch.cat([out[..., :-1], per[..., None]], -1)
+
+    def slots(self, ids, labels=None, since=None):
+        return self._per_metre(super().slots(ids, labels, since))
+
+    def step_slots(self, last, since_last, t):
+        return self._per_metre(super().step_slots(last, since_last, t))
+
+
 class RelativeSelfAttention(nn.Module):
     def __init__(self, d_model: int, heads: int, max_len: int, dropout: float):
         super().__init__()
@@ -106,7 +143,7 @@ class MelodyTransformer(TunesmithModel):
                  ff: int = 1024, max_len: int = 256, dropout: float = 0.1, tie_embeddings: bool = True,
                  prime_delimiters: int = 16, mask_delimiter_runs: bool = True, target: str = "all",
                  label_groups: dict | None = None, label_dropout: float = 0.1, bar_positions: bool = False,
-                 bar_steps: dict | None = None):
+                 bar_steps: dict | None = None, metre_positions: bool = False):
         super().__init__()
         if target != "all":
             raise TunesmithError("melody_transformer trains every position: set data.target = \"all\"")
@@ -116,8 +153,16 @@ class MelodyTransformer(TunesmithModel):
         self.prime_delimiters, self.mask_delimiter_runs = prime_delimiters, mask_delimiter_runs
         self.embed = nn.Embedding(vocab_size, d_model)
         # a conditioned model (data.condition): its labels' vector is added to the input at every step
-        self.cond = (LabelConditioning(vocab_size, delimiter_id, label_groups, d_model, label_dropout,
-                                       bar_steps if bar_positions else None) if label_groups else None)
+        # (with metre_positions the bar positions are per metre: MetrePositions; data without metre labels
+        # -- a folder whose songs share one metre -- has no bar positions, so it gets the plain conditioning)
+        if metre_positions and not bar_positions:
+            raise TunesmithError("model.metre_positions needs model.bar_positions = true")
+        self.cond = None
+        if label_groups:
+            per_metre = metre_positions and "metre" in label_groups and bool(bar_steps)
+            kind = MetrePositions if per_metre else LabelConditioning
+            self.cond = kind(vocab_size, delimiter_id, label_groups, d_model, label_dropout,
+                             bar_steps if bar_positions else None)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(d_model, heads, ff, max_len, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(d_model)
