@@ -280,6 +280,10 @@ def validate(cfg, source: str) -> None:
         v = model.get(k, data.get(k))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v < 1):
             raise TunesmithError(f"{source}: [{'model' if k in model else 'data'}] {k} must be in [0, 1), got {_show(v)}")
+    for k, positive in (("attr_reg", False), ("attr_reg_delta", True)):  # the melody VAE's AR-VAE weight and sharpness
+        v = model.get(k)
+        if _is_num(v) and not (v > 0 if positive else v >= 0):
+            raise TunesmithError(f"{source}: [model] {k} must be a number {'> 0' if positive else '>= 0 (0: off)'}, got {_show(v)}")
     sample = dict(cfg.sample)
     _sample_rules(sample, source)
     check_against(cls.generate, sample, "sample", source, skip=("codec", "n", "generator"),

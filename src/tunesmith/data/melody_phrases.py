@@ -57,7 +57,9 @@ class PhraseCodec(TimeStepCodec):
                    state.get("steps_per_bar", 16))
 
     def model_info(self) -> dict[str, Any]:
-        return {"vocab_size": len(self.vocab), "phrase_len": self.seq_len, "steps_per_bar": self.steps_per_bar}
+        # the vocabulary: the melody VAE's attribute regulariser (attr_reg) computes attributes from it
+        return {"vocab_size": len(self.vocab), "phrase_len": self.seq_len, "steps_per_bar": self.steps_per_bar,
+                "vocab": list(self.vocab)}
 
     def pitch_table(self) -> np.ndarray:
         """MIDI pitch of each vocabulary id, -1 for '/', '_' and 'r'."""

@@ -13,13 +13,19 @@
   ``beta_t`` ramped from 0 to ``beta`` over ``kl_warmup_steps``. ``word_dropout`` replaces that fraction of
   the decoder's input symbols by a blank, so the decoder cannot copy the next symbol from the previous
   ones alone.
+* **Attribute-regularised latents** (``attr_reg`` > 0; AR-VAE, Pati & Lerch 2020): latent dimension ``k``
+  is tied to attribute ``k`` of :data:`ATTRIBUTES` by the extra loss ``attr_reg`` x sum over attributes of
+  the mean over pairs (i, j) of the batch of ``|tanh(attr_reg_delta (z_k[i] - z_k[j])) - sign(a_k[i] -
+  a_k[j])|`` (:func:`attribute_reg_loss`), which orders the codes along that dimension by the attribute.
 
 **Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
 with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
 and MusicVAE-style *attribute vectors*: for each of :data:`ATTRIBUTES` (note density, pitch height,
 range, stepwise motion, rests), the mean code of the training phrases in the top quarter of that
 attribute minus the mean code of the bottom quarter. An attribute slider moves the code along that
-direction, in standard deviations of the codes' projection on it.
+direction, in standard deviations of the codes' projection on it. With ``attr_reg`` > 0 the attribute
+slider moves the attribute's own latent dimension instead (from the mean code, in standard deviations of
+that dimension over the training codes): ``attr_dirs`` holds the unit vectors of those dimensions.
 """
 from __future__ import annotations
 
@@ -70,6 +76,16 @@ def phrase_attributes(ids: np.ndarray, pitch_table: np.ndarray, steps_per_bar: i
     return out
 
 
+def attribute_reg_loss(z: torch.Tensor, attrs: torch.Tensor, delta: float = 10.0) -> torch.Tensor:
+    """AR-VAE's attribute regulariser (Pati & Lerch 2020): codes (B, K) in the attributes' dimensions and
+    attributes (B, K) -> (K,) losses, each the mean over all B x B pairs of
+    ``|tanh(delta (z[i] - z[j])) - sign(a[i] - a[j])|`` (0 when the codes are ordered like the attributes
+    and far apart relative to 1 / delta; 2 when every pair is ordered the wrong way)."""
+    dz = z[:, None, :] - z[None, :, :]
+    da = attrs[:, None, :] - attrs[None, :, :]
+    return (torch.tanh(delta * dz) - torch.sign(da)).abs().mean((0, 1))
+
+
 def spearman(x, y) -> float:
     """Spearman rank correlation (average ranks for ties); 0 when either side is constant."""
     def rankdata(a):
@@ -100,8 +116,25 @@ class MelodyVAE(TunesmithModel):
                  decoder: str = "flat", sections: int | None = None, conductor_hidden: int = 256,
                  beta: float = 0.2, free_bits: float = 48.0, kl_warmup_steps: int = 1000, word_dropout: float = 0.0,
                  autoregressive: bool = True, init_logvar: float = 0.0, encoder_pool: str = "last", dropout: float = 0.0, n_sliders: int = 20,
-                 slider_items: int = 4096):
+                 slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
+                 vocab: list | None = None):
         super().__init__()
+        attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
+        if not (np.isfinite(attr_reg) and attr_reg >= 0):
+            raise TunesmithError(f"model.attr_reg must be a number >= 0 (0: off), not {attr_reg}")
+        if not (np.isfinite(attr_reg_delta) and attr_reg_delta > 0):
+            raise TunesmithError(f"model.attr_reg_delta must be a number > 0, not {attr_reg_delta}")
+        if attr_reg > 0 and int(latent_dim) < len(ATTRIBUTES):
+            raise TunesmithError(f"model.attr_reg needs latent_dim >= {len(ATTRIBUTES)} (one dimension per attribute)")
+        self.attr_reg, self.attr_reg_delta = attr_reg, attr_reg_delta
+        # the symbol table the attributes need (the codec's vocabulary, passed by model_info)
+        self._attr_tables = None
+        if vocab is not None:
+            vocab = [str(v) for v in vocab]
+            self._attr_tables = (np.array([int(v) if v.isdigit() else -1 for v in vocab]),
+                                 vocab.index("r") if "r" in vocab else None, vocab.index("_") if "_" in vocab else None)
+        if attr_reg > 0 and self._attr_tables is None:
+            raise TunesmithError("model.attr_reg needs the codec's vocabulary (data.encoding = 'melody_phrases')")
         if encoder_pool not in ("last", "bars"):
             raise TunesmithError(f"model.encoder_pool must be 'last' or 'bars', not {encoder_pool!r}")
         if decoder not in ("flat", "hierarchical"):
@@ -205,9 +238,17 @@ class MelodyVAE(TunesmithModel):
         kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
         kl_pen = (kl_each - self.free_bits).clamp(min=0).mean()
         loss = rec + self.kl_weight(step) * kl_pen
+        out = {}
+        if self.attr_reg > 0:
+            pt, rest_id, hold_id = self._attr_tables
+            a = torch.as_tensor(phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id),
+                                dtype=z.dtype, device=z.device)
+            ar = attribute_reg_loss(z[:, :len(ATTRIBUTES)], a, self.attr_reg_delta).sum()
+            loss = loss + self.attr_reg * ar
+            out["attr"] = ar.detach()
         with torch.no_grad():
             acc = (logits.argmax(-1) == ids).float().mean()
-        return {"loss": loss, "recon": rec, "kl": kl_each.mean(), "acc": acc}
+        return {"loss": loss, "recon": rec, "kl": kl_each.mean(), "acc": acc, **out}
 
     # ------------------------------------------------------------------ decoding without teacher forcing
     fast_decode = True  # False: step nn.LSTM itself (the same numbers; tests compare the two)
@@ -318,7 +359,11 @@ class MelodyVAE(TunesmithModel):
         return torch.cat(codes).numpy(), torch.cat(ids).numpy()
 
     def fit_attributes(self, codes: np.ndarray, attrs: np.ndarray, quantile: float = 0.25) -> dict:
-        """Attribute vectors: mean code of the top ``quantile`` of each attribute minus the bottom's."""
+        """Attribute vectors: mean code of the top ``quantile`` of each attribute minus the bottom's; with
+        ``attr_reg`` > 0, the unit vector of the attribute's own latent dimension (scale: the codes' spread
+        in it). The info records the Spearman correlation of each attribute with its direction."""
+        if self.attr_reg > 0:
+            return self._fit_attribute_dims(codes, attrs, quantile)
         info = {}
         centred = codes - codes.mean(0)
         dev = self.attr_dirs.device
@@ -336,6 +381,21 @@ class MelodyVAE(TunesmithModel):
             self.attr_scale[j] = scale
             info[name] = {"low_quartile": round(float(lo), 4), "high_quartile": round(float(hi), 4),
                           "scale": round(scale, 5), "mean": round(float(a.mean()), 4)}
+        return info
+
+    def _fit_attribute_dims(self, codes: np.ndarray, attrs: np.ndarray, quantile: float) -> dict:
+        info, dev = {}, self.attr_dirs.device
+        for j, name in enumerate(ATTRIBUTES):
+            a = attrs[:, j]
+            d = np.zeros(codes.shape[1])
+            d[j] = 1.0
+            scale = float(codes[:, j].std())
+            self.attr_dirs[j] = torch.as_tensor(d, dtype=torch.float32, device=dev)
+            self.attr_scale[j] = scale
+            info[name] = {"latent_dim": j, "scale": round(scale, 5), "mean": round(float(a.mean()), 4),
+                          "low_quartile": round(float(np.quantile(a, quantile)), 4),
+                          "high_quartile": round(float(np.quantile(a, 1 - quantile)), 4),
+                          "spearman_code": round(spearman(codes[:, j], a), 4)}
         return info
 
     def on_checkpoint(self, ctx) -> None:
