@@ -3,7 +3,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 from conftest import free_port
@@ -54,15 +56,61 @@ def test_ddp_early_stopping_agrees_across_ranks(tiny_config, tmp_path):
     assert meta["step"] == 4 and meta["world_size"] == 2
 
 
-def _node(tiny_config, out, port, max_steps, node_rank):
-    """One 'node' of the docs' multi-node recipe: torchrun with c10d rendezvous on a shared --out."""
+def _node(tiny_config, out, port, max_steps, node_rank, log):
+    """One 'node' of the docs' multi-node recipe: torchrun with c10d rendezvous on a shared --out. Its output
+    goes to the file ``log``, not a pipe: a pipe nobody drains (the other agent's, while the test waits on
+    this one) fills after 64 KB and blocks that agent mid-restart."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
-                             "--node_rank", str(node_rank), "--rdzv_backend", "c10d", "--rdzv_endpoint",
-                             f"127.0.0.1:{port}", "--rdzv_id", "tunesmith-test", "-m", "tunesmith.cli", "train",
-                             str(tiny_config), "--out", str(out), "--max-steps", str(max_steps), "--device", "cpu",
-                             "--quiet", "--resume"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with open(log, "w") as f:
+        return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node",
+                                 "1", "--max-restarts", "3", "--node_rank", str(node_rank), "--rdzv_backend", "c10d",
+                                 "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "tunesmith-test", "-m",
+                                 "tunesmith.cli", "train", str(tiny_config), "--out", str(out), "--max-steps",
+                                 str(max_steps), "--device", "cpu", "--quiet", "--resume"],
+                                stdout=subprocess.DEVNULL, stderr=f, text=True, env=env)
+
+
+def _two_nodes(tiny_config, out, max_steps, logs):
+    port = free_port()  # one rendezvous port for both nodes
+    return [_node(tiny_config, out, port, max_steps, r, logs / f"node{r}.log") for r in (0, 1)]
+
+
+def _wait(nodes, logs, timeout):
+    """Wait for both agents (killing them after ``timeout`` s); their logs."""
+    import time
+
+    end = time.time() + timeout
+    for n in nodes:
+        try:
+            n.wait(timeout=max(1.0, end - time.time()))
+        except subprocess.TimeoutExpired:
+            n.kill()
+            n.wait()
+    return [(logs / f"node{r}.log").read_text() for r in (0, 1)]
+
+
+def _logged_step(out) -> int:
+    """The last training step in metrics.csv (rows: step,epoch,split,name,value)."""
+    rows = (out / "metrics.csv").read_text().splitlines()[1:] if (out / "metrics.csv").exists() else []
+    return max((int(r.split(",")[0]) for r in rows if r.count(",") >= 4), default=0)
+
+
+def _wait_for_step(nodes, out, logs, step):
+    import time
+
+    t = time.time()
+    while _logged_step(out) < step:  # a step count, not a line count: several rows a step, however loaded
+        if time.time() - t > 180 or any(n.poll() is not None for n in nodes):
+            pytest.fail(f"the job did not reach step {step}:\n" + _why(_wait(nodes, logs, 30)))
+        time.sleep(0.1)
+
+
+def _why(errs: list[str]) -> str:
+    """What a failed torchrun agent said: the lines that name the failure (a worker's own error, gloo's abort
+    message), then each agent's tail."""
+    keys = ("terminate called", "what()", "Error", "error:", "Abort", "exitcode")
+    lines = [ln for e in errs for ln in e.splitlines() if any(k in ln for k in keys)]
+    return "\n".join(lines[-40:]) + "\n---\n" + "\n---\n".join(e[-1200:] for e in errs)
 
 
 def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path):
@@ -70,31 +118,45 @@ def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path
     rendezvous; a scheduler's SIGTERM to both makes the job write one checkpoint at a step boundary; the
     same command (it always passes --resume) then finishes the run."""
     import signal
-    import time
 
     tiny_config.write_text(tiny_config.read_text().replace("log_every = 5", "log_every = 1"))
     out = tmp_path / "job"
-    port = free_port()  # one rendezvous port for both nodes
-    nodes = [_node(tiny_config, out, port, 100000, r) for r in (0, 1)]
-    t = time.time()
-    def logged_step():  # the last training step in metrics.csv (rows: step,epoch,split,name,value)
-        rows = (out / "metrics.csv").read_text().splitlines()[1:] if (out / "metrics.csv").exists() else []
-        return max((int(r.split(",")[0]) for r in rows if r.count(",") >= 4), default=0)
-
-    while logged_step() < 3:  # a step count, not a line count: several rows a step, however loaded the machine
-        assert time.time() - t < 180 and all(n.poll() is None for n in nodes), [n.communicate()[1][-1500:] for n in nodes]
-        time.sleep(0.1)
+    nodes = _two_nodes(tiny_config, out, 100000, tmp_path)
+    _wait_for_step(nodes, out, tmp_path, 3)
     for n in nodes:
         n.send_signal(signal.SIGTERM)
-    errs = [n.communicate(timeout=120)[1] for n in nodes]
-    assert any("checkpoint saved" in e for e in errs), errs[0][-1500:]
+    errs = _wait(nodes, tmp_path, 120)
+    assert any("checkpoint saved" in e for e in errs), _why(errs)
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
     stopped = meta["step"]
     assert stopped >= 3 and meta["world_size"] == 2
-    port = free_port()
-    nodes = [_node(tiny_config, out, port, stopped + 4, r) for r in (0, 1)]
-    errs = [n.communicate(timeout=180)[1] for n in nodes]
-    assert all(n.returncode == 0 for n in nodes), errs[0][-1500:] + errs[1][-1500:]
+    nodes = _two_nodes(tiny_config, out, stopped + 4, tmp_path)
+    errs = _wait(nodes, tmp_path, 180)
+    assert all(n.returncode == 0 for n in nodes), _why(errs)
     assert any(f"resuming {out} from step {stopped}" in e for e in errs)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == stopped + 4 and summary["rank_checksums"][0] == summary["rank_checksums"][1]
+
+
+def test_two_node_recipe_restarts_a_worker_that_aborts(tiny_config, tmp_path):
+    """A worker that dies mid-run (SIGABRT, as gloo aborts on a lost connection) does not end the job: with
+    the recipe's --max-restarts, torchrun restarts both nodes' workers, they resume from the last checkpoint
+    and the run finishes with ranks that agree. Without --max-restarts the job fails (seen in CI)."""
+    import signal
+
+    text = tiny_config.read_text().replace("log_every = 5", "log_every = 1")
+    tiny_config.write_text(text.replace("checkpoint_every = 1000", "checkpoint_every = 10"))
+    out = tmp_path / "job"
+    nodes = _two_nodes(tiny_config, out, 400, tmp_path)
+    _wait_for_step(nodes, out, tmp_path, 15)
+    agents = {n.pid for n in nodes}
+    workers = [int(p) for p in subprocess.run(["pgrep", "-f", f"tunesmith.cli train {tiny_config}"],
+                                              capture_output=True, text=True).stdout.split()
+               if int(p) not in agents and "torch.distributed.run" not in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(workers) == 2, workers
+    os.kill(workers[1], signal.SIGABRT)
+    errs = _wait(nodes, tmp_path, 240)
+    assert all(n.returncode == 0 for n in nodes), _why(errs)
+    assert any("exitcode: -6" in e for e in errs) and any("resuming" in e for e in errs), _why(errs)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 400 and summary["rank_checksums"][0] == summary["rank_checksums"][1]
