@@ -58,3 +58,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class FixedBatches:
+    """A batch stream for objective.step() in unit tests: every draw (and ``last()``) is the same batch."""
+
+    def __init__(self, batch):
+        self.b = batch
+
+    def __call__(self):
+        return self.b
+
+    def last(self):
+        return self.b

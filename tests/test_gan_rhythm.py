@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import FixedBatches as Stream
 
 from tunesmith.config import TrainConfig, load_config
 from tunesmith.data.melody_phrases import PhraseCodec
@@ -36,17 +37,6 @@ def real_phrases(n=16, length=16):
             syms += [VOCAB[3 + (i + k) % 5], "_", "_", "_"]
         rows.append(c.encode(syms))
     return torch.tensor(rows)
-
-
-class Stream:
-    def __init__(self, batch):
-        self.b = batch
-
-    def __call__(self):
-        return self.b
-
-    def last(self):
-        return self.b
 
 
 def test_config_validates_and_builds_on_the_phrase_data():

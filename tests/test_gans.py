@@ -8,7 +8,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from conftest import free_port
+from conftest import FixedBatches as Stream, free_port
 
 from tunesmith.config import TrainConfig
 from tunesmith.data.chorale_roll import ChoraleRollCodec, roll_to_score, score_to_roll
@@ -51,17 +51,6 @@ def real_batch(name, n=4):
     if name == "patchgan":
         return {"tokens": torch.randint(0, 89, (n, 64), generator=g)}
     return {"roll": (torch.rand(n, 4, 32, 128, generator=g) > 0.97).float()}
-
-
-class Stream:
-    def __init__(self, batch):
-        self.b = batch
-
-    def __call__(self):
-        return self.b
-
-    def last(self):
-        return self.b
 
 
 @pytest.mark.parametrize("name", sorted(TINY))
