@@ -114,7 +114,8 @@ def test_ar_sliders_move_the_attribute_dimension_and_flat_behaviour_is_unchanged
 
 @pytest.mark.parametrize("line,msg", [("attr_reg = -1.0", "attr_reg must be a number >= 0"),
                                       ("attr_reg_delta = 0.0", "attr_reg_delta must be a number > 0"),
-                                      ("attr_reg = \"on\"", "attr_reg must be a number")])
+                                      ("attr_reg = \"on\"", "attr_reg must be a number"),
+                                      ("attr_code_dropout = 1.0", "attr_code_dropout must be in")])
 def test_config_ranges(tmp_path, line, msg):
     from tunesmith.config import load_config
 
@@ -139,3 +140,24 @@ def test_attr_reg_needs_the_vocabulary_and_five_dimensions():
         MelodyVAE(len(VOCAB), attr_reg=1.0)
     with pytest.raises(TunesmithError, match="latent_dim >= 5"):
         MelodyVAE(len(VOCAB), latent_dim=4, attr_reg=1.0, vocab=VOCAB)
+
+
+def test_attr_code_dropout_decodes_some_items_from_the_attribute_dimensions_alone():
+    torch.manual_seed(0)
+    m = MelodyVAE(len(VOCAB), phrase_len=16, steps_per_bar=4, embed_dim=8, enc_hidden=16, dec_hidden=16, latent_dim=8,
+                  init_logvar=-30.0, attr_reg=1.0, attr_code_dropout=0.5, vocab=VOCAB)
+    seen = []
+    real = m.decode_logits
+    m.decode_logits = lambda z, ids: (seen.append(z.detach()), real(z, ids))[1]
+    ids = _phrases(64)
+    m(({"tokens": ids}))
+    mu, _ = m.encode(ids)
+    z = seen[-1]
+    assert torch.allclose(z[:, :5], mu[:, :5].detach(), atol=1e-3)      # the attribute dimensions always pass
+    replaced = ~torch.isclose(z[:, 5:], mu[:, 5:].detach(), atol=1e-3).all(1)
+    assert 15 <= int(replaced.sum()) <= 49                                # about half the items: prior draws
+    m.eval()
+    m(({"tokens": ids}))
+    assert torch.allclose(seen[-1], mu.detach())                          # never at evaluation
+    with pytest.raises(TunesmithError, match="needs model.attr_reg"):
+        MelodyVAE(len(VOCAB), attr_code_dropout=0.1, vocab=VOCAB)

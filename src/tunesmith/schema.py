@@ -276,7 +276,7 @@ def validate(cfg, source: str) -> None:
             v = table[k]
             if _is_int(v) and v < 1:
                 raise TunesmithError(f"{source}: [{sec}] {k} must be an integer >= 1, got {_show(v)}")
-    for k in ("dropout", "val_fraction"):  # probabilities / fractions, whatever the family
+    for k in ("dropout", "val_fraction", "attr_code_dropout"):  # probabilities / fractions, whatever the family
         v = model.get(k, data.get(k))
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and 0 <= v < 1):
             raise TunesmithError(f"{source}: [{'model' if k in model else 'data'}] {k} must be in [0, 1), got {_show(v)}")

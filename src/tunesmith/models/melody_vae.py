@@ -17,6 +17,9 @@
   is tied to attribute ``k`` of :data:`ATTRIBUTES` by the extra loss ``attr_reg`` x sum over attributes of
   the mean over pairs (i, j) of the batch of ``|tanh(attr_reg_delta (z_k[i] - z_k[j])) - sign(a_k[i] -
   a_k[j])|`` (:func:`attribute_reg_loss`), which orders the codes along that dimension by the attribute.
+  ``attr_code_dropout``: that share of the training items is decoded from its attribute dimensions alone
+  (the other dimensions replaced by a draw from the prior), so the decoder learns to follow those five
+  dimensions whatever the rest of the code says -- what an attribute slider asks of it.
 
 **Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
 with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
@@ -117,7 +120,7 @@ class MelodyVAE(TunesmithModel):
                  beta: float = 0.2, free_bits: float = 48.0, kl_warmup_steps: int = 1000, word_dropout: float = 0.0,
                  autoregressive: bool = True, init_logvar: float = 0.0, encoder_pool: str = "last", dropout: float = 0.0, n_sliders: int = 20,
                  slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
-                 vocab: list | None = None):
+                 attr_code_dropout: float = 0.0, vocab: list | None = None):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -126,7 +129,12 @@ class MelodyVAE(TunesmithModel):
             raise TunesmithError(f"model.attr_reg_delta must be a number > 0, not {attr_reg_delta}")
         if attr_reg > 0 and int(latent_dim) < len(ATTRIBUTES):
             raise TunesmithError(f"model.attr_reg needs latent_dim >= {len(ATTRIBUTES)} (one dimension per attribute)")
-        self.attr_reg, self.attr_reg_delta = attr_reg, attr_reg_delta
+        attr_code_dropout = float(attr_code_dropout)
+        if not 0 <= attr_code_dropout < 1:
+            raise TunesmithError(f"model.attr_code_dropout must be in [0, 1), not {attr_code_dropout}")
+        if attr_code_dropout > 0 and attr_reg <= 0:
+            raise TunesmithError("model.attr_code_dropout needs model.attr_reg > 0 (it keeps only the attribute dimensions)")
+        self.attr_reg, self.attr_reg_delta, self.attr_code_dropout = attr_reg, attr_reg_delta, attr_code_dropout
         # the symbol table the attributes need (the codec's vocabulary, passed by model_info)
         self._attr_tables = None
         if vocab is not None:
@@ -232,7 +240,12 @@ class MelodyVAE(TunesmithModel):
         ids = batch["tokens"]
         mu, logvar = self.encode(ids)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
-        logits = self.decode_logits(z, ids)
+        zd = z
+        if self.training and self.attr_code_dropout > 0:  # some items keep only their attribute dimensions
+            K = len(ATTRIBUTES)
+            keep = torch.rand(len(z), 1, device=z.device) >= self.attr_code_dropout
+            zd = torch.cat([z[:, :K], torch.where(keep, z[:, K:], torch.randn_like(z[:, K:]))], 1)
+        logits = self.decode_logits(zd, ids)
         rec = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), ids.reshape(-1),
                               reduction="sum") / len(ids)
         kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
