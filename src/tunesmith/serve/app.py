@@ -59,6 +59,19 @@ class Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def entry_of(entries: dict, name: str, accept=None, refusal: str = "") -> Entry:
+    """The loaded model called ``name``: HTTP 422 when none is loaded under that name, or when
+    ``accept(entry)`` is false (``refusal``, formatted with ``e`` = the entry, says why)."""
+    from fastapi import HTTPException
+
+    if name not in entries:
+        raise HTTPException(422, f"unknown model {name[:64]!r}; loaded: {', '.join(entries)}")
+    e = entries[name]
+    if accept is not None and not accept(e):
+        raise HTTPException(422, refusal.format(e=e))
+    return e
+
+
 def _kind(model) -> tuple[str, dict]:
     """The model's declared page kind (``page_kind``, models/base.py PAGE_KINDS); nothing is read off its
     attributes or signatures."""
@@ -357,9 +370,7 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
         import time
 
         t0 = time.perf_counter()
-        if req.model not in entries:
-            raise HTTPException(422, f"unknown model {req.model[:64]!r}; loaded: {', '.join(names)}")
-        e = entries[req.model]
+        e = entry_of(entries, req.model)
         seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
         if e.kind == "audio":
             raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
@@ -473,8 +484,7 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
                          422: {"description": "not a readable MIDI file, no notes, or an unknown model"}})
     async def import_midi(request: Request, model: str):
         body = await request.body()
-        if model not in entries:
-            raise HTTPException(422, f"unknown model {model[:64]!r}; loaded: {', '.join(names)}")
+        entry_of(entries, model)
         if not body:
             raise HTTPException(422, "send the MIDI file as the request body")
         from starlette.concurrency import run_in_threadpool

@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from .app import Strict
+from .app import Strict, entry_of
 
 router = APIRouter()
 MAX_AUDIO_SECONDS = 8.0
@@ -63,12 +63,8 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
 @router.post("/api/audio/note", summary="One note of an audio model (family, pitch) as a WAV",
              responses={200: {"content": {"audio/wav": {}}}})
 def note(req: NoteRequest, request: Request):
-    entries = request.app.state.entries
-    if req.model not in entries:
-        raise HTTPException(422, f"unknown model {req.model[:64]!r}; loaded: {', '.join(entries)}")
-    e = entries[req.model]
-    if e.kind != "audio":
-        raise HTTPException(422, f"model {e.name} ({e.kind}) does not make audio")
+    e = entry_of(request.app.state.entries, req.model, lambda e: e.kind == "audio",
+                 "model {e.name} ({e.kind}) does not make audio")
     names = _controls(e)
     kw = {}
     if req.family is not None:

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..errors import TunesmithError
-from .app import MAX_BODY, TEMPO_RANGE, Note, Strict, score_to_json
+from .app import MAX_BODY, TEMPO_RANGE, Note, Strict, entry_of, score_to_json
 
 router = APIRouter()
 MAX_MELODY_BEATS = 256.0   # 64 bars of 4/4: about 20 s of CPU for 64 Gibbs steps
@@ -63,13 +63,7 @@ def sopranos() -> list:
 
 
 def _entry(request: Request, name: str):
-    entries = request.app.state.entries
-    if name not in entries:
-        raise HTTPException(422, f"unknown model {name[:64]!r}; loaded: {', '.join(entries)}")
-    e = entries[name]
-    if not _is_harmoniser(e):
-        raise HTTPException(422, f"model {e.name} is not a chorale harmoniser")
-    return e
+    return entry_of(request.app.state.entries, name, _is_harmoniser, "model {e.name} is not a chorale harmoniser")
 
 
 class HarmonizeRequest(Strict):
@@ -153,7 +147,7 @@ async def harmonize_upload(request: Request, model: str, seed: Optional[int] = N
         try:
             melody = e.codec.melody_line(read_midi(p))
         except TunesmithError as err:
-            raise HTTPException(422, "that file is not a readable MIDI melody") from None
+            raise HTTPException(422, f"that file is not a readable MIDI melody ({err})") from None
     t = float(tempo) if tempo is not None else round(float(np.clip(melody.tempo or 80.0, *TEMPO_RANGE)), 2)
     if not TEMPO_RANGE[0] <= t <= TEMPO_RANGE[1]:
         raise HTTPException(422, f"tempo must be within {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")

@@ -21,7 +21,7 @@ import torch
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, field_validator
 
-from .app import SLIDER_LIMIT, TEMPO_RANGE, Note, Strict, score_to_json
+from .app import SLIDER_LIMIT, TEMPO_RANGE, Note, Strict, entry_of, score_to_json
 
 router = APIRouter()
 MAX_SONGS = 100
@@ -43,13 +43,7 @@ def model_options(entry) -> dict:
 
 
 def _entry(request: Request, name: str):
-    entries = request.app.state.entries
-    if name not in entries:
-        raise HTTPException(422, f"unknown model {name[:64]!r}; loaded: {', '.join(entries)}")
-    e = entries[name]
-    if not _is_vae(e):
-        raise HTTPException(422, f"model {e.name} is not a melody VAE")
-    return e
+    return entry_of(request.app.state.entries, name, _is_vae, "model {e.name} is not a melody VAE")
 
 
 def _check(values, what):
