@@ -193,3 +193,24 @@ def test_a_bug_is_a_500_sentence_not_a_traceback():
     assert r.status_code == 500 and r.headers["content-type"] == "application/json"
     d = r.json()["detail"]
     assert "RuntimeError" in d and "secret" not in d and len(d) < 120
+
+
+def test_feature_routes_refuse_an_unknown_model_and_the_wrong_kind(client):
+    """Every route that takes a model name answers 422 with one sentence: 'unknown model' naming what is
+    loaded, or why this model cannot serve that route (serve/app.entry_of, shared by all of them)."""
+    routes = [("/api/generate", {}), ("/api/import?model={m}", b"MThd"),
+              ("/api/harmonize", {"soprano": 0}), ("/api/melody-vae/decode", {"sliders": [0.0]}),
+              ("/api/audio/note", {"pitch": 60})]
+    wrong = {"/api/harmonize": "is not a chorale harmoniser", "/api/melody-vae/decode": "is not a melody VAE",
+             "/api/audio/note": "(lstm) does not make audio"}
+    for path, body in routes:
+        for model in ("nope", "lstm"):
+            url = path.format(m=model)
+            kw = {"content": body} if isinstance(body, bytes) else {"json": {"model": model, **body}}
+            r = client.post(url, **kw)
+            if model == "lstm" and path not in wrong:
+                continue          # the LSTM serves generate and import
+            assert r.status_code == 422, (url, r.text)
+            d = r.json()["detail"]
+            expect = "unknown model 'nope'; loaded: vae, lstm" if model == "nope" else f"model lstm {wrong[path]}"
+            assert d == expect or d.startswith(expect), (url, d)
