@@ -148,16 +148,21 @@ def test_attr_code_dropout_decodes_some_items_from_the_attribute_dimensions_alon
                   init_logvar=-30.0, attr_reg=1.0, attr_code_dropout=0.5, vocab=VOCAB)
     seen = []
     real = m.decode_logits
-    m.decode_logits = lambda z, ids: (seen.append(z.detach()), real(z, ids))[1]
+    m.decode_logits = lambda z, ids: (seen.append(z), real(z, ids))[1]
     ids = _phrases(64)
     m(({"tokens": ids}))
     mu, _ = m.encode(ids)
-    z = seen[-1]
+    zg, z = seen[-1], seen[-1].detach()
     assert torch.allclose(z[:, :5], mu[:, :5].detach(), atol=1e-3)      # the attribute dimensions always pass
     replaced = ~torch.isclose(z[:, 5:], mu[:, 5:].detach(), atol=1e-3).all(1)
     assert 15 <= int(replaced.sum()) <= 49                                # about half the items: prior draws
+    # the replaced items train the decoder only: no gradient reaches the encoder through their attribute dims
+    grad = lambda rows: torch.autograd.grad(zg[rows, :5].sum(), m.to_latent.weight, retain_graph=True,
+                                            allow_unused=True)[0]
+    assert grad(replaced) is None or float(grad(replaced).abs().sum()) == 0.0
+    assert float(grad(~replaced).abs().sum()) > 0
     m.eval()
     m(({"tokens": ids}))
-    assert torch.allclose(seen[-1], mu.detach())                          # never at evaluation
+    assert torch.allclose(seen[-1].detach(), mu.detach())                 # never at evaluation
     with pytest.raises(TunesmithError, match="needs model.attr_reg"):
         MelodyVAE(len(VOCAB), attr_code_dropout=0.1, vocab=VOCAB)
