@@ -103,6 +103,26 @@ def test_mel_option_griffin_lim():
     assert np.argmax(Y) == np.argmax(X)  # the fundamental survives
 
 
+def test_mel_inversion_nnls_beats_the_pseudo_inverse():
+    """Issue 13: NNLS + fast Griffin-Lim rebuilds a tone's spectrum closer than the clipped pseudo-inverse
+    (measured relative errors of the mean magnitude spectrum: 0.37 / 0.34 for pinv, 0.07 / 0.08 for nnls)."""
+    def err(inv, x):
+        c = SpecCodec(mel=True, bins=128, frames=32, clip_seconds=0.5, griffin_lim_iters=32, mel_inversion=inv)
+        y = c.spec_to_audio(c.audio_to_spec(x))
+        X, Y = (torch.stft(torch.tensor(v), 1024, 256, window=torch.hann_window(1024), return_complex=True)
+                .abs()[:, 2:-2].mean(1).numpy() for v in (x, y))
+        X, Y = X / X.sum(), Y / Y.sum()
+        return np.linalg.norm(X - Y) / np.linalg.norm(X), np.argmax(X) == np.argmax(Y)
+    for midi in (45, 60):
+        x = tone(midi, 0.5)
+        (e_pinv, _), (e_nnls, same_peak) = err("pinv", x), err("nnls", x)
+        assert e_nnls < 0.5 * e_pinv and same_peak
+    c = SpecCodec(mel=True, mel_inversion="nnls")
+    assert SpecCodec.from_state(c.state()).mel_inversion == "nnls"
+    with pytest.raises(TunesmithError, match="mel_inversion"):
+        SpecCodec(mel=True, mel_inversion="magic")
+
+
 def test_spectral_gate_removes_noise_keeps_tone():
     rng = np.random.default_rng(0)
     clean = np.concatenate([np.zeros(8000, np.float32), tone(69, 1.0)])

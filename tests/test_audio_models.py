@@ -85,6 +85,27 @@ def test_spec_bilstm_shapes_loss_and_continuation():
     assert len(out) == 3 and out[0].samples.shape == (data.codec.num_samples,)
 
 
+def test_spec_bilstm_residual_predicts_the_change_from_the_last_frame():
+    """model.residual: next frame = last context frame + the head's output (issue 13), so a head that
+    outputs zero repeats the last frame; input_noise only perturbs the context while training."""
+    data = build_data("spectrogram_frames", context=4, **TINY_SPEC)
+    m = build_model("spec_bilstm", data.codec.model_info(), hidden=16, layers=2, dropout=0.0, num_primers=2,
+                    residual=True, input_noise=0.05)
+    fr = data.train.batch(torch.arange(3))["frames"]
+    with torch.no_grad():
+        m.head.weight.zero_()
+        m.head.bias.zero_()
+    assert torch.equal(m.eval().predict(fr[:, :-1]), fr[:, -2])
+    torch.manual_seed(0)
+    m2 = build_model("spec_bilstm", data.codec.model_info(), hidden=16, layers=2, dropout=0.0, num_primers=2,
+                     residual=True, input_noise=0.05)
+    batch = data.train.batch(torch.arange(3))
+    assert torch.equal(m2.eval()(batch)["loss"], m2.eval()(batch)["loss"])  # no noise in eval mode
+    assert not torch.equal(m2.train()(batch)["loss"], m2.train()(batch)["loss"])  # noise in training
+    losses = falls(m2.train(), data.train)
+    assert losses[-1] < losses[0]
+
+
 def test_wavenet_is_causal_and_learns(wave):
     torch.manual_seed(0)
     m = build_model("wavenet", wave.codec.model_info(), channels=8, bottleneck=4, pool=16, dropout=0.0,

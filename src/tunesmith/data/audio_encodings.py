@@ -116,12 +116,15 @@ def build_spectrogram_frames(dataset: str = "nsynth-mini", families: list[str] |
                              val_fraction: float = 0.1, split_seed: int = 0, sample_rate: int = 16000,
                              clip_seconds: float = 4.0, offset: float = 0.0, n_fft: int = 1024, hop: int = 256,
                              frames: int = 256, bins: int = 512, phase: str = "phase", mel: bool = False,
-                             log_floor: float = 1e-5, context: int = 16, stride: int = 1) -> DataBundle:
+                             log_floor: float = 1e-5, context: int = 16, stride: int = 1,
+                             griffin_lim_iters: int = 32, mel_inversion: str = "pinv") -> DataBundle:
     """Windows of ``context`` spectrogram frames and the frame that follows (the BiLSTM's data). Windows
-    never cross clips nor start in the zero padding past the clip's last STFT frame."""
+    never cross clips nor start in the zero padding past the clip's last STFT frame. ``mel_inversion`` and
+    ``griffin_lim_iters``: how sampling turns mel frames back into audio (:class:`SpecCodec`)."""
     clips, labels, train, val = _prepare(dataset, families, pitch_range, max_items, val_fraction, split_seed)
     codec = SpecCodec(sample_rate, clip_seconds, n_fft, hop, frames, bins, phase, mel, log_floor=log_floor,
-                      labels=labels, context=context, dataset=str(dataset))
+                      labels=labels, context=context, dataset=str(dataset), griffin_lim_iters=griffin_lim_iters,
+                      mel_inversion=mel_inversion)
     xt, xv = _load_audio(train, codec, offset), _load_audio(val, codec, offset)
     real_frames = codec.num_samples // hop + 1
     tr = FrameWindows(codec.audio_batch_to_spec(xt), context, stride, real_frames)

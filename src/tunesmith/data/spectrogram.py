@@ -4,6 +4,9 @@ STFT with ``n_fft`` 1024 and hop 256, the Nyquist bin dropped (513 -> 512 bins) 
 padded/trimmed to 256 frames, giving a (2, 256, 512) "image" (channels first): channel 0 is the log
 magnitude, channel 1 the phase (or its instantaneous frequency, ``phase = "if"``), both scaled to [-1, 1].
 ``mel = true`` replaces the linear bins by log-mel bins (one channel; inverted with Griffin-Lim).
+``mel_inversion`` says how the mel magnitudes become linear ones: ``"pinv"`` (the pseudo-inverse of the mel
+filters, clipped at 0, then ``griffin_lim_iters`` plain Griffin-Lim iterations) or ``"nnls"`` (librosa's
+non-negative least squares ``mel_to_stft``, then its fast Griffin-Lim, momentum 0.99, same iterations).
 :meth:`SpecCodec.spec_to_audio` inverts; :class:`WaveCodec` keeps the raw samples.
 """
 from __future__ import annotations
@@ -27,11 +30,13 @@ class SpecCodec(Codec):
     def __init__(self, sample_rate: int = 16000, clip_seconds: float = 4.0, n_fft: int = 1024, hop: int = 256,
                  frames: int = 256, bins: int = 512, phase: str = "phase", mel: bool = False, n_mels: int = 128,
                  log_floor: float = 1e-5, log_ceiling: float | None = None, labels: list[str] | None = None,
-                 context: int = 0, dataset: str = "", griffin_lim_iters: int = 32):
+                 context: int = 0, dataset: str = "", griffin_lim_iters: int = 32, mel_inversion: str = "pinv"):
         if phase not in ("phase", "if"):
             raise TunesmithError(f"data.phase must be 'phase' or 'if' (instantaneous frequency), not {phase!r}")
         if bins > n_fft // 2 and not mel:
             raise TunesmithError(f"data.bins {bins} is more than n_fft/2 = {n_fft // 2} frequency bins")
+        if mel_inversion not in ("pinv", "nnls"):
+            raise TunesmithError(f"data.mel_inversion must be 'pinv' or 'nnls', not {mel_inversion!r}")
         self.sample_rate, self.clip_seconds = int(sample_rate), float(clip_seconds)
         self.n_fft, self.hop, self.frames, self.bins = int(n_fft), int(hop), int(frames), int(bins)
         self.phase, self.mel, self.n_mels = phase, bool(mel), int(n_mels)
@@ -41,6 +46,7 @@ class SpecCodec(Codec):
         self.log_ceiling = float(log_ceiling if log_ceiling is not None else n_fft / 2)
         self.labels = list(labels or [])
         self.context, self.dataset, self.griffin_lim_iters = int(context), str(dataset), int(griffin_lim_iters)
+        self.mel_inversion = str(mel_inversion)
         self._melfb = None
 
     # -- codec protocol
@@ -49,7 +55,7 @@ class SpecCodec(Codec):
                 "n_fft": self.n_fft, "hop": self.hop, "frames": self.frames, "bins": self.bins, "phase": self.phase,
                 "mel": self.mel, "n_mels": self.n_mels, "log_floor": self.log_floor, "log_ceiling": self.log_ceiling,
                 "labels": self.labels, "context": self.context, "dataset": self.dataset,
-                "griffin_lim_iters": self.griffin_lim_iters}
+                "griffin_lim_iters": self.griffin_lim_iters, "mel_inversion": self.mel_inversion}
 
     @classmethod
     def from_state(cls, state):
@@ -129,7 +135,14 @@ class SpecCodec(Codec):
         n_freq = self.n_fft // 2 + 1
         length = self.hop * (s.shape[-2] - 1)
         win = torch.hann_window(self.n_fft)
-        if self.mel:
+        if self.mel and self.mel_inversion == "nnls":
+            import librosa
+
+            power = torch.exp(2 * self._unscale(s[0])).T.numpy().astype(np.float64)  # (bins, T) mel power
+            lin = librosa.feature.inverse.mel_to_stft(power, sr=self.sample_rate, n_fft=self.n_fft, power=2.0)
+            y = torch.as_tensor(librosa.griffinlim(lin, n_iter=self.griffin_lim_iters, hop_length=self.hop,
+                                                   n_fft=self.n_fft, length=length, init=None, momentum=0.99))
+        elif self.mel:
             mag = torch.exp(self._unscale(s[0]))  # (T, bins) mel magnitudes
             lin = (mag ** 2) @ torch.linalg.pinv(self._mel_basis()).T
             lin = lin.clamp_min(0).sqrt().T  # (n_freq, T)

@@ -7,6 +7,11 @@ here the windows are 16 consecutive STFT *frames* of one clip and the model pred
 the last layer's final forward and backward states -> dense -> the next frame. Loss: mean squared error
 (MAE logged); Adam with default settings, batch 32.
 
+``residual = true`` (issue 13) predicts the *change* from the last context frame instead of the frame
+itself (next = last + head(...)), so a continuation keeps the partials where they are unless the model
+moves them; ``input_noise`` adds Gaussian noise (that standard deviation) to the context frames while
+training, so the model learns to continue from slightly wrong frames, as it must from its own predictions.
+
 Generation continues a clip from its first ``context`` frames (``--primer PATH.wav``, else one of the
 training clips stored at each checkpoint), one frame at a time, re-reading the last ``context`` frames
 (a bidirectional window cannot be stepped incrementally), then inverts the spectrogram.
@@ -27,8 +32,10 @@ class SpecBiLSTM(TunesmithModel):
     page_kind = "audio"
 
     def __init__(self, channels: int, frames: int, bins: int, context: int = 16, num_labels: int = 0,
-                 hidden: int = 128, layers: int = 5, dropout: float = 0.2, num_primers: int = 8):
+                 hidden: int = 128, layers: int = 5, dropout: float = 0.2, num_primers: int = 8,
+                 residual: bool = False, input_noise: float = 0.0):
         super().__init__()
+        self.residual, self.input_noise = bool(residual), float(input_noise)
         self.dim, self.context, self.channels, self.bins = channels * bins, context, channels, bins
         self.lstm = nn.LSTM(self.dim, hidden, num_layers=layers, batch_first=True, bidirectional=True,
                             dropout=dropout if layers > 1 else 0.0)
@@ -39,11 +46,15 @@ class SpecBiLSTM(TunesmithModel):
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """(B, context, dim) -> the next frame (B, dim)."""
         _, (h, _) = self.lstm(x)
-        return self.head(self.drop(torch.cat([h[-2], h[-1]], -1)))
+        out = self.head(self.drop(torch.cat([h[-2], h[-1]], -1)))
+        return x[:, -1] + out if self.residual else out
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
         fr = batch["frames"]
-        pred = self.predict(fr[:, :-1]).float()
+        ctx = fr[:, :-1]
+        if self.training and self.input_noise > 0:
+            ctx = ctx + self.input_noise * torch.randn_like(ctx)
+        pred = self.predict(ctx).float()
         y = fr[:, -1]
         return {"loss": F.mse_loss(pred, y), "mae": (pred - y).abs().mean()}
 
