@@ -18,9 +18,9 @@
   the mean over pairs (i, j) of the batch of ``|tanh(attr_reg_delta (z_k[i] - z_k[j])) - sign(a_k[i] -
   a_k[j])|`` (:func:`attribute_reg_loss`), which orders the codes along that dimension by the attribute.
   ``attr_code_dropout``: that share of the training items is decoded from its attribute dimensions alone
-  (the other dimensions replaced by a draw from the prior; the five detached, so these items train the
-  decoder only), so the decoder learns to follow those five dimensions whatever the rest of the code says
-  -- what an attribute slider asks of it.
+  (the other dimensions set to 0, the prior's mean; the five detached, so these items train the decoder
+  only), so the decoder learns to make a phrase with the attributes those five dimensions say when the rest
+  of the code is at the centre -- what an attribute slider asks of it.
 
 **Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
 with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
@@ -245,10 +245,12 @@ class MelodyVAE(TunesmithModel):
         if self.training and self.attr_code_dropout > 0:  # some items keep only their attribute dimensions
             K = len(ATTRIBUTES)
             keep = torch.rand(len(z), 1, device=z.device) >= self.attr_code_dropout
-            # the dropped items train the decoder only: their attribute dimensions are detached, so the encoder
+            # the other dimensions of a dropped item are set to 0 (the prior's mean, which the codes' mean is near:
+            # an attribute slider's centre); its attribute dimensions are detached (these items train the decoder
+            # only), so the encoder
             # orders those dimensions by the regulariser, not by what helps decoding from five numbers
             zd = torch.cat([torch.where(keep, z[:, :K], z[:, :K].detach()),
-                            torch.where(keep, z[:, K:], torch.randn_like(z[:, K:]))], 1)
+                            torch.where(keep, z[:, K:], torch.zeros_like(z[:, K:]))], 1)
         logits = self.decode_logits(zd, ids)
         rec = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), ids.reshape(-1),
                               reduction="sum") / len(ids)
