@@ -66,7 +66,31 @@ def bilstm(run: str, out: Path, per: int = 3) -> dict:
         rows.append({"file": f"{c.name}.wav", "pitch": c.pitch, "family": c.label})
     write_sample_labels(out, rows)
     r = pitch_accuracy(out)
-    return {"notes": len(rows), "pitch_accuracy": r["pitch_accuracy"], "median_abs_cents": r["median_abs_cents"]}
+    return {"notes": len(rows), "pitch_accuracy": r["pitch_accuracy"], "median_abs_cents": r["median_abs_cents"],
+            **_movement(model, codec, _held_out(per), cut)}
+
+
+@torch.no_grad()
+def _movement(model, codec, sel, cut: int) -> dict:
+    """Does a continuation only repeat the last primer frame? Over the evaluated second, the mean |frame -
+    last primer frame| and the change of the mean level (first to last frame) of the scaled log-mel frames,
+    for the model's continuations and for the real notes."""
+    f0, f1 = cut // codec.hop, (cut + codec.sample_rate) // codec.hop
+    g_mv, r_mv, g_lv, r_lv = [], [], [], []
+    for c in sel:
+        spec = codec.audio_to_spec(codec.load(str(c.path)))
+        seq = spec.permute(1, 0, 2).reshape(spec.shape[1], -1)[None]
+        s = seq[:, : codec.context]
+        while s.shape[1] < f1:
+            s = torch.cat([s, model.predict(s[:, -codec.context:]).clamp(-1, 1)[:, None]], 1)
+        last = seq[0, codec.context - 1]
+        g, r = s[0, f0:f1], seq[0, f0:f1]
+        g_mv.append(float((g - last).abs().mean()))
+        r_mv.append(float((r - last).abs().mean()))
+        g_lv.append(float(g[-1].mean() - g[0].mean()))
+        r_lv.append(float(r[-1].mean() - r[0].mean()))
+    return {"move_from_primer": round(float(np.mean(g_mv)), 3), "move_from_primer_real": round(float(np.mean(r_mv)), 3),
+            "level_change": round(float(np.mean(g_lv)), 3), "level_change_real": round(float(np.mean(r_lv)), 3)}
 
 
 def wavenet(run: str, out: Path, per: int = 3) -> dict:
