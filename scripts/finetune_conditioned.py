@@ -28,7 +28,7 @@ def main(config: str, base: str, out: str, max_steps: int | None = None) -> dict
 
     cfg = load_config(config)
     base_model, base_codec, base_cfg, _ = load_run(base, "cpu")
-    cond_keys = {"label_dropout", "label_dim", "bar_positions"}   # conditioning settings the base lacks
+    cond_keys = {"label_dropout", "label_dim", "bar_positions", "metre_positions"}   # conditioning settings the base lacks
     if {k: v for k, v in base_cfg.model.items() if k not in cond_keys} != \
             {k: v for k, v in cfg.model.items() if k not in cond_keys}:
         raise TunesmithError(f"[model] of {config} differs from {base}'s: fine-tuning needs the same network")
