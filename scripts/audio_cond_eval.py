@@ -3,6 +3,9 @@
     python scripts/audio_cond_eval.py grid RUN OUT [PER]       family x 3 held-out pitches x PER notes (seeded)
     python scripts/audio_cond_eval.py bilstm RUN OUT [PER]     continue PER held-out notes per family
     python scripts/audio_cond_eval.py wavenet RUN OUT [PER]    reconstruct and re-pitch (+/-3) PER notes per family
+    python scripts/audio_cond_eval.py resynth RUN OUT [N]      N real training notes (seeded) through RUN's harmonic
+                                                               codec, analysed and re-synthesised: the ceiling of
+                                                               the representation (no model involved)
 
 Each writes WAVs + samples.json under OUT and prints the figures as JSON, computed with the functions
 `tunesmith evaluate OUT --reference nsynth-small:val` uses (pYIN pitch accuracy, the reference family
@@ -116,6 +119,27 @@ def wavenet(run: str, out: Path, per: int = 3) -> dict:
             "mrstft": m["mrstft"], "mrstft_mulaw8": m["mrstft_mulaw8"]}
 
 
+def resynth(run: str, out: Path, n: int = 66) -> dict:
+    from tunesmith.data.nsynth import load_clips
+    from tunesmith.evaluation.audio_family import family_accuracy
+
+    _, codec, _, _ = load_run(run)
+    clips = sorted(load_clips("nsynth-small:train"), key=lambda c: c.name)
+    sel = [clips[i] for i in np.random.default_rng(0).choice(len(clips), n, replace=False)]
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, c in enumerate(sel):
+        x, _ = sf.read(c.path, dtype="float32")
+        x = x / max(1e-8, float(np.abs(x).max()))
+        y = codec.synthesize(codec.analyze(x, c.pitch), c.pitch, seed=i)
+        sf.write(out / f"r_{i:03d}.wav", y / max(1e-6, float(np.abs(y).max())) * 0.9, codec.sample_rate)
+        rows.append({"file": f"r_{i:03d}.wav", "pitch": c.pitch, "family": c.label})
+    write_sample_labels(out, rows)
+    fa, pa = family_accuracy(out), pitch_accuracy(out)
+    return {"notes": n, "floor_db": codec.floor_db, "family_accuracy": fa["family_accuracy"],
+            "pitch_accuracy": pa["pitch_accuracy"], "predicted": fa["predicted"]}
+
+
 def pitch_accuracy_of(sel, out: Path) -> dict:
     """The same pYIN check on the original held-out notes (the ceiling a reconstruction can reach)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +153,7 @@ def pitch_accuracy_of(sel, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4 or sys.argv[1] not in ("grid", "bilstm", "wavenet"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("grid", "bilstm", "wavenet", "resynth"):
         raise SystemExit(__doc__)
-    fn = {"grid": grid, "bilstm": bilstm, "wavenet": wavenet}[sys.argv[1]]
+    fn = {"grid": grid, "bilstm": bilstm, "wavenet": wavenet, "resynth": resynth}[sys.argv[1]]
     print(json.dumps(fn(sys.argv[2], Path(sys.argv[3]), *map(int, sys.argv[4:5]))))

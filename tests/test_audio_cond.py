@@ -52,6 +52,21 @@ def test_analysis_reads_harmonic_amplitudes_and_synthesis_plays_the_requested_pi
     assert np.allclose(again[[0, 1, 3]], mid[[0, 1, 3]], rtol=0.15), (again, mid)
 
 
+def test_a_wider_floor_keeps_the_quiet_tail_of_a_decaying_note():
+    """Issue 13: with floor_db -80 the harmonics of a note's decay below -80 dBFS are cut to silence (the
+    re-synthesised notes lost their tails and were classified as the wrong family); -120 keeps them."""
+    sr, n = 16000, 32000
+    t = np.arange(n) / sr
+    x = (0.5 * np.exp(-t / 0.15) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # -6 dB -> -130 dB in 2 s
+    tail = slice(int(1.6 * sr), int(1.9 * sr))                                      # about -108 dB RMS
+    rms = lambda v: float(np.sqrt(np.mean(v ** 2)))  # noqa: E731
+    for floor, kept in ((-80.0, False), (-120.0, True)):
+        codec = HarmonicCodec(clip_seconds=2.0, frames=64, harmonics=8, noise_bands=4, floor_db=floor)
+        y = codec.synthesize(codec.analyze(x, 57), 57, seed=0)
+        ratio = rms(y[tail]) / rms(x[tail])
+        assert (0.8 < ratio < 1.25) if kept else ratio < 0.01, (floor, ratio)  # measured 1.002 / 0.0
+
+
 def test_harmonics_above_nyquist_are_silent_and_midi_to_hz():
     assert float(midi_to_hz(69)) == pytest.approx(440.0)
     codec = HarmonicCodec(clip_seconds=0.5, frames=16, harmonics=64, noise_bands=4)
