@@ -272,17 +272,22 @@ class MelodyTransformer(TunesmithModel):
 
     @torch.no_grad()
     def sample_ids_window(self, codec, n: int, primer: str | None = None, temperature: float = 1.0,
-                          top_k: int | None = None, steps: int = 256, generator=None) -> list[list[int]]:
-        """For comparison: re-run the whole context (up to ``max_len`` symbols) for every new symbol."""
+                          top_k: int | None = None, steps: int = 256, generator=None,
+                          labels: list[int] | None = None) -> list[list[int]]:
+        """For comparison: re-run the whole context (up to ``max_len`` symbols) for every new symbol; a
+        conditioned model gets its labels' (and bar positions') slots as in training."""
         was_training = self.training
         self.eval()
-        if self.cond is not None:
-            raise TunesmithError("sample_ids_window is the unconditioned comparison; use sample_ids")
         primer_ids = codec.parse_primer(primer) if primer else []
-        seq = self._primed(n, primer_ids)[:, -self.max_len:]
+        seq = self._primed(n, primer_ids, labels)
+        mask = self.cond.label_ids if self.cond is not None else None
         gen = []
         for _ in range(steps):
-            nxt = MelodyLSTM.pick(self.logits(seq[:, -self.max_len:])[:, -1], temperature, top_k, generator)
+            slots = self.cond.slots(seq)[:, -self.max_len:] if self.cond is not None else None
+            last = self.logits(seq[:, -self.max_len:], slots=slots)[:, -1]
+            if mask is not None:
+                last = guided(last, n, 1.0, mask)
+            nxt = MelodyLSTM.pick(last, temperature, top_k, generator)
             gen.append(nxt)
             seq = torch.cat([seq, nxt[:, None]], 1)
         self.train(was_training)
