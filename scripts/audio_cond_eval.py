@@ -35,11 +35,12 @@ def grid(run: str, out: Path, per: int = 2) -> dict:
 
     model, codec, cfg, _ = load_run(run)
     t = float(cfg.sample.get("temperature", 1.0))
+    prior = cfg.sample.get("prior")  # None for a model without the option (the GAN)
     requests = conditional_audio_grid(codec, per=1)  # (family, pitch) per family: 3 pitches
     items = []
     for k, (fam, p) in enumerate(requests):
         i, j = divmod(k, 3)
-        items += generate(model, codec, per, seed=100 * i + j, condition=fam, pitch=p, temperature=t)
+        items += generate(model, codec, per, seed=100 * i + j, condition=fam, pitch=p, temperature=t, prior=prior)
     write_outputs(items, out)
     pa, fa, fd = pitch_accuracy(out), family_accuracy(out), family_frechet(out)
     return {"notes": len(items), "pitch_accuracy": pa["pitch_accuracy"], "median_abs_cents": pa["median_abs_cents"],

@@ -215,3 +215,52 @@ def test_waveform_val_max_items_validates_on_a_fixed_evenly_spaced_subset():
     for bad in (0, 2.5, True):
         with pytest.raises(TunesmithError, match="val_max_items"):
             val_subset(list(range(5)), bad)
+
+
+def test_cvae_family_prior_is_fitted_to_the_encoded_training_notes_and_old_runs_sample_as_before(tmp_path, capsys):
+    """The "family" prior: on_checkpoint stores, per family, the mean and std of the training notes' posterior
+    means (saved with the weights); sampling from it differs from N(0, I); a run saved without the buffers
+    loads, and then both priors draw the same notes as the standard one did."""
+    from safetensors.torch import load_file, save_file
+
+    from tunesmith.training.checkpoint import load_run
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('name = "t"\n[data]\nencoding = "harmonic"\ndataset = "nsynth-mini"\nfamilies = ["flute", "brass"]\n'
+                   'val_fraction = 0.2\nclip_seconds = 0.5\nframes = 16\nharmonics = 16\nnoise_bands = 4\n'
+                   '[model]\nname = "harmonic_cvae"\nlatent_dim = 4\nwidth = 16\n'
+                   '[train]\nepochs = 1\nbatch_size = 8\nlog_every = 1\n[sample]\nprior = "family"\n')
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run), "--max-steps", "4", "--quiet"]) == 0
+    model, codec, conf, _ = load_run(run)
+    train = build_data(**conf.data).train
+    with torch.no_grad():
+        b = train.batch(torch.arange(len(train)))
+        mu, _ = model.encode(b["image"], model.cond_vector(b["label"], b["pitch"]))
+    for f in range(2):
+        codes = mu[b["label"] == f].double()
+        assert torch.allclose(model.prior_mean[f].double(), codes.mean(0), atol=1e-5)
+        assert torch.allclose(model.prior_std[f].double(), codes.std(0, unbiased=False), atol=1e-5)
+    assert (model.prior_std < 0.999).any() and model.prior_mean.abs().max() > 1e-3  # not the N(0, I) defaults
+
+    def images(m, prior):
+        with torch.no_grad():
+            return [a.samples for a in m.generate(codec, 2, generator=torch.Generator().manual_seed(0),
+                                                 condition="brass", pitch=60, prior=prior)]
+
+    fam, std = images(model, "family"), images(model, "standard")
+    assert not np.allclose(fam[0], std[0])
+    with pytest.raises(TunesmithError, match="prior must be one of family, standard"):
+        model.generate(codec, 1, prior="posterior")
+    # a run saved before the family prior existed: no buffers in the file; it loads and samples as before
+    w = run / "checkpoint" / "model.safetensors"
+    state = load_file(str(w))
+    save_file({k: v for k, v in state.items() if not k.startswith("prior_")}, str(w))
+    old, _, _, _ = load_run(run)
+    assert (old.prior_mean == 0).all() and (old.prior_std == 1).all()
+    for a, c in zip(images(old, "family"), std):
+        assert np.array_equal(a, c)
+    capsys.readouterr()
+    assert main(["sample", str(run), "--set", "prior=posterior", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "prior must be one of" in err and "\n" not in err

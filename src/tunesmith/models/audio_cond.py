@@ -17,7 +17,14 @@ distances judge.
   WGAN + ``gp_weight`` x gradient penalty + ``aux_weight`` x cross-entropy of the real notes' pitch and
   family; generator loss: -critic + ``aux_weight`` x cross-entropy of the requested pitch and family.
 
-``tunesmith sample RUN --condition brass --pitch 60 --num 4`` draws z ~ N(0, temperature^2).
+``tunesmith sample RUN --condition brass --pitch 60 --num 4`` draws the CVAE's z from its prior, ``prior``:
+
+* ``"standard"``: z ~ N(0, temperature^2), the prior the KL term pulls towards;
+* ``"family"``: z = mu_f + temperature * sigma_f * eps, a diagonal Gaussian fitted to the class-conditional
+  aggregate posterior: ``on_checkpoint`` encodes the training notes and stores, per family f, the mean and
+  standard deviation of their posterior means as buffers (``prior_mean``, ``prior_std``, saved with the
+  weights). A run saved before these buffers existed loads with mean 0 and std 1, so both priors sample it
+  exactly as before.
 """
 from __future__ import annotations
 
@@ -39,6 +46,8 @@ class CondMixin:
         "condition": "instrument family to play (e.g. brass, flute, guitar); default: cycle through them",
         "pitch": "MIDI pitch to play (within the trained range, see the error for it); default: the range's middle",
         "temperature": "scale of the latent noise z ~ N(0, t^2): < 1 more typical notes, > 1 more varied",
+        "prior": "where z comes from: family = a Gaussian fitted per family to the encoded training notes "
+                 "(the CVAE's aggregate posterior; temperature scales its spread), standard = N(0, t^2)",
     }
 
     def cond_vector(self, label: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
@@ -122,6 +131,47 @@ class HarmonicCVAE(CondMixin, TunesmithModel):
         self.z_mean = nn.Linear(self.encoder.n_out, latent_dim)
         self.z_log_var = nn.Linear(self.encoder.n_out, latent_dim)
         self.decoder = UpDecoder(latent_dim, self.cond_dim, channels, frames, width)
+        # the "family" prior, fitted by on_checkpoint and saved with the weights; a run saved without these
+        # buffers loads them as N(0, I) (OPTIONAL_STATE), so it samples as before
+        self.register_buffer("prior_mean", torch.zeros(num_labels, latent_dim))
+        self.register_buffer("prior_std", torch.ones(num_labels, latent_dim))
+
+    #: buffers a checkpoint may lack (training/checkpoint.py keeps the model's initial values for them)
+    OPTIONAL_STATE = ("prior_mean", "prior_std")
+    PRIORS = ("family", "standard")
+
+    @torch.no_grad()
+    def encode_items(self, data, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means of every item of a dataset (``image``, ``label``, ``pitch``) and their labels."""
+        was = self.training
+        self.eval()
+        codes, labels = [], []
+        for i in range(0, len(data), batch_size):
+            b = data.batch(torch.arange(i, min(i + batch_size, len(data))))
+            lab = b["label"].to(self.device)
+            mu, _ = self.encode(b["image"].to(self.device).float(), self.cond_vector(lab, b["pitch"].to(self.device)))
+            codes.append(mu.float().cpu())
+            labels.append(b["label"].cpu())
+        self.train(was)
+        return torch.cat(codes), torch.cat(labels)
+
+    @torch.no_grad()
+    def fit_prior(self, data) -> dict:
+        """Per family: mean and (population) standard deviation of the training notes' posterior means; a
+        family without notes keeps N(0, I)."""
+        codes, labels = self.encode_items(data)
+        mean, std = torch.zeros(self.num_labels, self.latent_dim), torch.ones(self.num_labels, self.latent_dim)
+        for f in range(self.num_labels):
+            c = codes[labels == f]
+            if len(c) >= 2:
+                mean[f], std[f] = c.mean(0), c.std(0, unbiased=False).clamp_min(1e-4)
+        self.prior_mean.copy_(mean.to(self.prior_mean))
+        self.prior_std.copy_(std.to(self.prior_std))
+        return {"items": int(len(codes)), "mean_norm": [round(float(m.norm()), 3) for m in mean],
+                "std_mean": [round(float(s.mean()), 3) for s in std]}
+
+    def on_checkpoint(self, ctx) -> None:
+        self.fit_prior(ctx.data)
 
     def encode(self, x, c):
         h = self.encoder(torch.cat([x, c[:, :, None].expand(-1, -1, x.shape[-1])], 1))
@@ -139,9 +189,15 @@ class HarmonicCVAE(CondMixin, TunesmithModel):
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator: torch.Generator | None = None, condition: str | None = None,
-                 pitch: int | None = None, temperature: float = 1.0, denoise: bool | float = False):
+                 pitch: int | None = None, temperature: float = 1.0, denoise: bool | float = False,
+                 prior: str = "family"):
+        if prior not in self.PRIORS:
+            raise TunesmithError(f"prior must be one of {', '.join(self.PRIORS)}, got {prior!r}")
         labels, pitches = self._requests(codec, n, condition, pitch)
         z = torch.randn(n, self.latent_dim, generator=generator, device=self.device) * temperature
+        if prior == "family":
+            lab = labels.to(self.device)
+            z = self.prior_mean[lab].float() + self.prior_std[lab].float() * z
         imgs = self.decoder(z, self.cond_vector(labels.to(self.device), pitches.to(self.device)))
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator, device=self.device))
         return self._to_audio(codec, imgs, labels, pitches, seed, denoise)

@@ -62,6 +62,8 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
         present = {alias(own[k]) for k in state if k in own}
         missing = [k for k in missing if alias(own[k]) not in present]
+        # buffers added to a family later (its OPTIONAL_STATE) keep their initial values in older files
+        missing = [k for k in missing if k not in getattr(model, "OPTIONAL_STATE", ())]
     if unexpected or missing:
         raise RuntimeError(f"unexpected keys {unexpected[:3]}, missing keys {missing[:3]}")
     for k, v in state.items():

@@ -209,10 +209,11 @@ def _conditional_audio(model, codec, cfg, quick: bool = False) -> dict:
     from ..sampling.generate import generate, write_outputs
 
     t = float(cfg.sample.get("temperature", 1.0))
+    prior = cfg.sample.get("prior")  # harmonic_cvae: "family" (fitted per family) or "standard" N(0, I)
     figs: dict = {}
     with tempfile.TemporaryDirectory(prefix="tunesmith-zoo-") as d:
         a = Path(d) / "brass60"
-        write_outputs(generate(model, codec, 4, seed=0, condition="brass", pitch=60, temperature=t), a)
+        write_outputs(generate(model, codec, 4, seed=0, condition="brass", pitch=60, temperature=t, prior=prior), a)
         figs["brass60_pitch_accuracy"] = pitch_accuracy(a)["pitch_accuracy"]
         fam = family_accuracy(a)
         figs["brass60_family_accuracy"] = fam["family_accuracy"]
@@ -220,7 +221,7 @@ def _conditional_audio(model, codec, cfg, quick: bool = False) -> dict:
         grid = conditional_audio_grid(codec, per=1 if quick else 2)
         items = []
         for i, (f, p) in enumerate(grid):
-            items += generate(model, codec, 1, seed=1000 + i, condition=f, pitch=p, temperature=t)
+            items += generate(model, codec, 1, seed=1000 + i, condition=f, pitch=p, temperature=t, prior=prior)
         g = Path(d) / "grid"
         write_outputs(items, g)
         figs["grid_notes"] = len(items)
