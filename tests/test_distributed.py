@@ -138,10 +138,14 @@ def test_two_node_recipe_preempted_by_sigterm_then_resumed(tiny_config, tmp_path
     assert summary["steps"] == stopped + 4 and summary["rank_checksums"][0] == summary["rank_checksums"][1]
 
 
+@pytest.mark.slow
 def test_two_node_recipe_restarts_a_worker_that_aborts(tiny_config, tmp_path):
     """A worker that dies mid-run (SIGABRT, as gloo aborts on a lost connection) does not end the job: with
     the recipe's --max-restarts, torchrun restarts both nodes' workers, they resume from the last checkpoint
-    and the run finishes with ranks that agree. Without --max-restarts the job fails (seen in CI)."""
+    and the run finishes with ranks that agree. Without --max-restarts the job fails (seen in CI).
+    In the slow tier: on a loaded 2-core machine (load 3-5) it failed 2 runs of 4 -- the agent hosting the
+    rendezvous store went down too (RendezvousConnectionError on the other), which no restart survives; we
+    have not found why that agent exited. Quiet, it passed 2 of 2."""
     import signal
 
     text = tiny_config.read_text().replace("log_every = 5", "log_every = 1")
