@@ -3,6 +3,11 @@
     python scripts/audio_cond_eval.py grid RUN OUT [PER]       family x 3 held-out pitches x PER notes (seeded)
     python scripts/audio_cond_eval.py bilstm RUN OUT [PER]     continue PER held-out notes per family
     python scripts/audio_cond_eval.py wavenet RUN OUT [PER]    reconstruct and re-pitch (+/-3) PER notes per family
+    python scripts/audio_cond_eval.py priors RUN OUT [SEEDS]   harmonic_cvae: both priors (standard, family) on the
+                                                               same weights: 6 "Done when"-like requests (brass 60,
+                                                               flute 72, guitar 55, reed 60, string 60, keyboard 60;
+                                                               4 notes x seeds 0..SEEDS-1) and the card's grid; a run
+                                                               saved without the family prior gets it fitted first
     python scripts/audio_cond_eval.py resynth RUN OUT [N]      N real training notes (seeded) through RUN's harmonic
                                                                codec, analysed and re-synthesised: the ceiling of
                                                                the representation (no model involved)
@@ -47,6 +52,48 @@ def grid(run: str, out: Path, per: int = 2) -> dict:
             "family_accuracy": fa["family_accuracy"], "classifier_val_accuracy": fa["classifier_val_accuracy"],
             "fd_beats_wrong": fd["beats_wrong"], "fd_mean": fd["mean_generated"], "fd_mean_wrong": fd["mean_wrong"],
             "per_family_fd": {k: [round(v["generated"]), round(v["wrong"])] for k, v in fd["per_family"].items()}}
+
+
+REQUESTS = [("brass", 60), ("flute", 72), ("guitar", 55), ("reed", 60), ("string", 60), ("keyboard", 60)]
+
+
+def priors(run: str, out: Path, seeds: int = 5) -> dict:
+    """Notes classified as the requested family, per request and seed (of 4), for each prior; then the card's
+    grid (tunesmith/zoo/measure.py: every family x 3 held-out pitches x 2 notes, seeds 1000 + i)."""
+    from tunesmith.data.base import build_data
+    from tunesmith.evaluation.audio_family import family_accuracy, family_frechet
+    from tunesmith.sampling.generate import generate, write_outputs
+    from tunesmith.zoo.measure import conditional_audio_grid
+
+    model, codec, cfg, _ = load_run(run)
+    res: dict = {}
+    if bool((model.prior_mean == 0).all() and (model.prior_std == 1).all()):  # saved before the family prior
+        res["fitted"] = model.fit_prior(build_data(**cfg.data).train)
+    t = float(cfg.sample.get("temperature", 1.0))
+    for prior in ("standard", "family"):
+        r: dict = {}
+        for fam, p in REQUESTS:
+            hits = []
+            for s in range(seeds):
+                d = out / prior / f"{fam}{p}_seed{s}"
+                write_outputs(generate(model, codec, 4, seed=s, condition=fam, pitch=p, temperature=t, prior=prior), d)
+                hits.append(round(family_accuracy(d)["family_accuracy"] * 4))
+            r[f"{fam}{p}"] = hits
+            print(prior, fam, p, hits, file=sys.stderr, flush=True)
+        items = []
+        for i, (f, p) in enumerate(conditional_audio_grid(codec, per=2)):
+            items += generate(model, codec, 1, seed=1000 + i, condition=f, pitch=p, temperature=t, prior=prior)
+        g = out / prior / "grid"
+        write_outputs(items, g)
+        r["grid_family_accuracy"] = round(family_accuracy(g)["family_accuracy"], 4)
+        pa = pitch_accuracy(g)
+        r["grid_pitch_accuracy"] = round(pa["pitch_accuracy"], 4)
+        r["grid_pitch_misses"] = [{"file": Path(k).name, **v} for k, v in pa["per_file"].items() if not v["hit"]]
+        fd = family_frechet(g)
+        r["grid_fd_beats_wrong"] = round(fd["beats_wrong"], 4)
+        r["per_family_fd"] = {k: [round(v["generated"]), round(v["wrong"])] for k, v in fd["per_family"].items()}
+        res[prior] = r
+    return res
 
 
 def _held_out(per: int):
@@ -154,7 +201,7 @@ def pitch_accuracy_of(sel, out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4 or sys.argv[1] not in ("grid", "bilstm", "wavenet", "resynth"):
+    if len(sys.argv) < 4 or sys.argv[1] not in ("grid", "bilstm", "wavenet", "resynth", "priors"):
         raise SystemExit(__doc__)
-    fn = {"grid": grid, "bilstm": bilstm, "wavenet": wavenet, "resynth": resynth}[sys.argv[1]]
+    fn = {"grid": grid, "bilstm": bilstm, "wavenet": wavenet, "resynth": resynth, "priors": priors}[sys.argv[1]]
     print(json.dumps(fn(sys.argv[2], Path(sys.argv[3]), *map(int, sys.argv[4:5]))))

@@ -173,7 +173,10 @@ CARDS = {
                         "accuracy in classifier_val_accuracy). grid_*: every family x its 3rd-lowest, middle and "
                         "3rd-highest held-out pitch x 2 notes (seeded); grid_fd_beats_wrong: share of families whose "
                         "MFCC Frechet distance to their real held-out notes is below that of real held-out notes of "
-                        "the other families (as many notes). tunesmith/zoo/measure.py.",
+                        "the other families (as many notes). tunesmith/zoo/measure.py. Sampled with the config's [sample] "
+                        "temperature 0.8 and prior = \"family\": z = mu_f + 0.8 x sigma_f x eps, mu_f and sigma_f the "
+                        "mean and standard deviation of the family's training notes' posterior means (stored with the "
+                        "weights at the end of training); --set prior=standard samples z ~ N(0, 0.8^2) instead.",
     },
 }
 

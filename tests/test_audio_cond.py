@@ -264,3 +264,10 @@ def test_cvae_family_prior_is_fitted_to_the_encoded_training_notes_and_old_runs_
     assert main(["sample", str(run), "--set", "prior=posterior", "--out", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "prior must be one of" in err and "\n" not in err
+    bad = tmp_path / "bad.toml"  # a config with an unknown prior is refused before training
+    bad.write_text(cfg.read_text().replace('prior = "family"', 'prior = "posterior"'))
+    assert main(["train", str(bad), "--out", str(tmp_path / "bad"), "--max-steps", "1", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "[sample] prior must be one of family, standard" in err and "\n" not in err
+    prior = {c.name: c for c in controls(type(model))}["prior"]
+    assert prior.default == "family" and prior.range == "family | standard"

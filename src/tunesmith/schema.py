@@ -288,4 +288,7 @@ def validate(cfg, source: str) -> None:
     _sample_rules(sample, source)
     check_against(cls.generate, sample, "sample", source, skip=("codec", "n", "generator"),
                   extra={"num": {"int"}})
+    for k, choices in (getattr(cls, "CONTROL_CHOICES", None) or {}).items():  # a family's named options
+        if k in sample and sample[k] not in choices:
+            raise TunesmithError(f"{source}: [sample] {k} must be one of {', '.join(choices)}, got {_show(sample[k])}")
     check_memory(cfg, source)

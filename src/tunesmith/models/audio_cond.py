@@ -139,6 +139,8 @@ class HarmonicCVAE(CondMixin, TunesmithModel):
     #: buffers a checkpoint may lack (training/checkpoint.py keeps the model's initial values for them)
     OPTIONAL_STATE = ("prior_mean", "prior_std")
     PRIORS = ("family", "standard")
+    #: sample options that take one of a few names: checked in configs (schema.py) and listed by --help-model
+    CONTROL_CHOICES = {"prior": PRIORS}
 
     @torch.no_grad()
     def encode_items(self, data, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:

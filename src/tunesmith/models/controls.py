@@ -77,7 +77,8 @@ def controls(model, codec=None) -> list[Control]:
         if name == "condition" and labels:  # a choice: one value per kind, joined by commas
             out.append(Control(name, "choice", default, ", ".join(labels), notes.get(name, meaning), labels))
             continue
-        out.append(Control(name, _type_name(p), default, rng, notes.get(name, meaning)))
+        named = (getattr(cls, "CONTROL_CHOICES", None) or {}).get(name)  # a family's named options, e.g. a prior
+        out.append(Control(name, _type_name(p), default, " | ".join(named) if named else rng, notes.get(name, meaning)))
     return out
 
 
