@@ -8,17 +8,17 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "tunesmith" / "numba"))
 
-TINY_LSTM = """
-name = "tiny_lstm"
+TINY_TEMPLATE = """
+name = "{name}"
 [data]
 encoding = "timestep"
 dataset = "essen-small"
 seq_len = 16
 val_fraction = 0.2
+{data_extra}
 [model]
-name = "melody_lstm"
-hidden = 32
-dropout = 0.0
+name = "{model}"
+{model_extra}
 [train]
 epochs = 1
 batch_size = 8
@@ -31,6 +31,15 @@ num_threads = 1
 temperature = 1.0
 steps = 32
 """
+
+
+def tiny_toml(name: str = "tiny_lstm", model: str = "melody_lstm", model_extra: str = "hidden = 32\ndropout = 0.0",
+              data_extra: str = "") -> str:
+    """The tiny time-step config the tests train (one epoch of essen-small, 16-step windows)."""
+    return TINY_TEMPLATE.format(name=name, model=model, model_extra=model_extra, data_extra=data_extra)
+
+
+TINY_LSTM = tiny_toml()
 
 
 @pytest.fixture

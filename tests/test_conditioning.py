@@ -1,38 +1,16 @@
 """Issue 16, item 3: metre conditioning of the time-step models (label tokens before every song), the sampler's
 ``--condition``, the scorer's handling of labels, and the metre classifier."""
-import textwrap
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_toml
+
 from tunesmith.data.notes import Score
 from tunesmith.data.timestep import TimeStepCodec, build_timestep, decode_tokens, song_labels
 from tunesmith.errors import TunesmithError
 
-TINY = """
-name = "tiny_cond"
-[data]
-encoding = "timestep"
-dataset = "essen-small"
-seq_len = 16
-val_fraction = 0.2
-{condition}
-[model]
-name = "{model}"
-{model_extra}
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.01
-log_every = 5
-checkpoint_every = 1000
-seed = 0
-num_threads = 1
-[sample]
-temperature = 1.0
-steps = 32
-"""
 LSTM = ("melody_lstm", "hidden = 32\ndropout = 0.0")
 TF = ("melody_transformer", "d_model = 32\nlayers = 1\nheads = 2\nff = 64\nmax_len = 32\ndropout = 0.0\n"
                             "prime_delimiters = 8")
@@ -42,8 +20,7 @@ def _train(tmp_path, model, condition=True, steps=30):
     from tunesmith.training import train
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text(textwrap.dedent(TINY.format(condition='condition = ["metre"]' if condition else "",
-                                               model=model[0], model_extra=model[1])))
+    cfg.write_text(tiny_toml("tiny_cond", model[0], model[1], 'condition = ["metre"]' if condition else ""))
     train(cfg, tmp_path / "run", device="cpu", max_steps=steps, progress=False)
     return tmp_path / "run"
 
@@ -225,8 +202,7 @@ def _train_cond(tmp_path, model, steps=60, condition='condition = ["metre", "mod
     from tunesmith.training import train
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text(textwrap.dedent(TINY.format(condition=condition, model=model[0],
-                                               model_extra=model[1] + "\n" + extra)))
+    cfg.write_text(tiny_toml("tiny_cond", model[0], model[1] + "\n" + extra, condition))
     res = train(cfg, tmp_path / "run", device="cpu", max_steps=steps, progress=False)
     return tmp_path / "run", res
 

@@ -6,6 +6,7 @@ import textwrap
 
 import pytest
 import torch
+from conftest import tiny_toml
 
 from tunesmith.errors import TunesmithError
 
@@ -121,38 +122,9 @@ def test_metre_positions_need_bar_positions():
     assert type(m.cond).__name__ == "LabelConditioning"
 
 
-TINY = """
-name = "tiny_metre_positions"
-[data]
-encoding = "timestep"
-dataset = "essen-small"
-seq_len = 16
-val_fraction = 0.2
-condition = ["metre", "mode"]
-[model]
-name = "melody_transformer"
-d_model = 32
-layers = 1
-heads = 2
-ff = 64
-max_len = 32
-dropout = 0.0
-prime_delimiters = 8
-label_dropout = 0.2
-bar_positions = true
-metre_positions = true
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.01
-log_every = 5
-checkpoint_every = 1000
-seed = 0
-num_threads = 1
-[sample]
-temperature = 1.0
-steps = 32
-"""
+TINY = tiny_toml("tiny_metre_positions", "melody_transformer",
+                 "d_model = 32\nlayers = 1\nheads = 2\nff = 64\nmax_len = 32\ndropout = 0.0\nprime_delimiters = 8\n"
+                 "label_dropout = 0.2\nbar_positions = true\nmetre_positions = true", 'condition = ["metre", "mode"]')
 
 
 def test_tiny_run_with_metre_positions_trains_reloads_and_samples_the_metre(tmp_path):
