@@ -137,12 +137,15 @@ def test_controls_declare_condition_and_pitch(data):
     assert cond.type == "choice" and cond.choices == ("brass", "flute", "organ")  # family names, not clipped
 
 
+TINY_CVAE = ('name = "t"\n[data]\nencoding = "harmonic"\ndataset = "nsynth-mini"\nfamilies = ["flute", "brass"]\n'
+             'val_fraction = 0.2\nclip_seconds = 0.5\nframes = 16\nharmonics = 16\nnoise_bands = 4\n'
+             '[model]\nname = "harmonic_cvae"\nlatent_dim = 4\nwidth = 16\n'
+             '[train]\nepochs = 1\nbatch_size = 8\nlog_every = 1\n')
+
+
 def test_cli_trains_samples_wav_and_sidecar_and_refuses_bad_pitch(tmp_path, capsys):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('name = "t"\n[data]\nencoding = "harmonic"\ndataset = "nsynth-mini"\nfamilies = ["flute", "brass"]\n'
-                   'val_fraction = 0.2\nclip_seconds = 0.5\nframes = 16\nharmonics = 16\nnoise_bands = 4\n'
-                   '[model]\nname = "harmonic_cvae"\nlatent_dim = 4\nwidth = 16\n'
-                   '[train]\nepochs = 1\nbatch_size = 8\nlog_every = 1\n')
+    cfg.write_text(TINY_CVAE)
     run = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(run), "--max-steps", "3", "--quiet"]) == 0
     out = tmp_path / "a"
@@ -226,10 +229,7 @@ def test_cvae_family_prior_is_fitted_to_the_encoded_training_notes_and_old_runs_
     from tunesmith.training.checkpoint import load_run
 
     cfg = tmp_path / "c.toml"
-    cfg.write_text('name = "t"\n[data]\nencoding = "harmonic"\ndataset = "nsynth-mini"\nfamilies = ["flute", "brass"]\n'
-                   'val_fraction = 0.2\nclip_seconds = 0.5\nframes = 16\nharmonics = 16\nnoise_bands = 4\n'
-                   '[model]\nname = "harmonic_cvae"\nlatent_dim = 4\nwidth = 16\n'
-                   '[train]\nepochs = 1\nbatch_size = 8\nlog_every = 1\n[sample]\nprior = "family"\n')
+    cfg.write_text(TINY_CVAE + '[sample]\nprior = "family"\n')
     run = tmp_path / "run"
     assert main(["train", str(cfg), "--out", str(run), "--max-steps", "4", "--quiet"]) == 0
     model, codec, conf, _ = load_run(run)
