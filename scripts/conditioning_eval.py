@@ -10,6 +10,10 @@
    the confusion, and the share by bar family (duple 2/4+4/4, triple 3/4, compound 3/8+6/8), which is what a
    melody without bar lines can show at all.
 
+A melody VAE run (``melody_vae`` trained with ``data.condition``; docs/conditioning.md "Melody VAE") samples 4-bar
+phrases from the prior with ``--condition`` (no guidance, no steps), and the classifiers' accuracy on the real
+held-out phrases of its split (labelled with their song's labels) is reported as the ceiling they allow.
+
     python scripts/conditioning_eval.py RUN [--metres 3/4,4/4,6/8] [--modes major,minor] [--guidance 1,2]
         [--num 50] [--seed 0] [--temperature T] [--steps N] [--out FILE.json]
 """
@@ -56,6 +60,8 @@ def main(argv=None) -> dict:
 
     model, codec, cfg, _ = load_run(a.run, "cpu")
     kinds = list(codec.label_groups)
+    phrases = hasattr(model, "phrase_len")   # a melody VAE: fixed-length phrases from the prior
+    ceiling = phrase_ceiling(cfg, clfs) if phrases else None
     temperature = a.temperature if a.temperature is not None else cfg.sample.get("temperature", 1.0)
     steps = a.steps if a.steps is not None else cfg.sample.get("steps", 500)
     requests = ([("metre", m) for m in a.metres.split(",") if m] if "metre" in kinds else []) + \
@@ -69,8 +75,11 @@ def main(argv=None) -> dict:
             t1 = time.time()
             pairs = list(zip(kind, value)) if isinstance(kind, tuple) else [(kind, value)]
             condition = ",".join(f"{x}={v}" for x, v in pairs)
-            mels = generate(model, codec, a.num, seed=a.seed + k, condition=condition, guidance=w,
-                            temperature=temperature, steps=steps)
+            opts = {"guidance": w, "steps": steps} if not phrases else {}
+            if phrases and w != 1:
+                raise SystemExit("error: a melody VAE run takes no guidance: use --guidance 1")
+            mels = generate(model, codec, a.num, seed=a.seed + k, condition=condition, temperature=temperature,
+                            **opts)
             mels = [x for x in mels if len(x)]
             asked = {"metre": None, "mode": None, **dict(pairs)}
             names = (["metre", "metre_end"] if asked["metre"] else []) + (["mode"] if asked["mode"] else [])
@@ -107,10 +116,39 @@ def main(argv=None) -> dict:
            "train_songs": len(train),
            "sampling": {"num": a.num, "seed": a.seed, "temperature": temperature, "steps": steps, "primer": ""},
            "by_guidance": res, "seconds": round(time.time() - t0, 1)}
+    if ceiling is not None:
+        out["held_out_phrases"] = ceiling
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(out, indent=1))
         print(f"wrote {a.out}", file=sys.stderr)
+    return out
+
+
+def phrase_ceiling(cfg, clfs) -> dict:
+    """The classifiers' accuracy on the real held-out phrases of a melody VAE run's split, each labelled with its
+    song's labels (the metre classifier only on phrases of the metres it knows)."""
+    from tunesmith.data.base import build_data
+
+    bundle = build_data(**cfg.data)
+    val, codec = bundle.val, bundle.codec
+    mels = [codec.decode(r) for r in val.phrases]
+    truth = [[codec.vocab[int(i)][1:-1].split("=", 1)[1] for i in row] for row in val.labels]
+    kinds = list(codec.label_groups)
+    out = {"phrases": len(mels)}
+    for n, c in clfs.items():
+        kind = "mode" if n == "mode" else "metre"
+        if kind not in kinds:
+            continue
+        j = kinds.index(kind)
+        keep = [i for i, t in enumerate(truth) if t[j] in c.labels and len(mels[i])]
+        pred = c.predict([mels[i] for i in keep])
+        acc = sum(p == truth[i][j] for p, i in zip(pred, keep)) / max(len(keep), 1)
+        out[n] = {"accuracy": round(acc, 4), "phrases": len(keep)}
+        if kind == "metre":
+            out[n]["family_accuracy"] = round(sum(FAMILY.get(p) == FAMILY.get(truth[i][j])
+                                                  for p, i in zip(pred, keep)) / max(len(keep), 1), 4)
+        print(f"classifier {n} on {len(keep)} held-out 64-step phrases: accuracy {acc:.3f}", file=sys.stderr)
     return out
 
 

@@ -7,11 +7,18 @@ phrase is 64 symbols. Training phrases start every ``stride`` steps (default one
 one phrase is padded with a rest. A phrase that starts inside a held note or rest starts with that
 note's pitch (or ``r``) instead of ``_``, so every phrase decodes on its own.
 
+**Condition labels** (``condition = ["metre", "mode"]``, docs/conditioning.md "Melody VAE"): each phrase
+carries its song's label tokens (``<metre=3/4>``, ``<mode=minor>``; :func:`~.timestep.song_labels`), which join
+the vocabulary after the notes (the note ids are those of the unconditioned encoding), and the step in its song
+it starts at (``since``: the decoder's position in the bar). Without ``condition`` the data is unchanged.
+
 **Transposition augmentation** (``augment``, semitones): every phrase is stored once; a batch shifts each
 item by one of the shifts that keeps all its pitches inside the vocabulary (an id lookup table per shift).
 """
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -22,7 +29,7 @@ from .base import DataBundle, register_encoding
 from .corpora import load_corpus, split_by_piece
 from .notes import Score
 from .essen import SEED_DURATIONS
-from .timestep import HOLD, REST, TimeStepCodec, encode_corpus, encode_score
+from .timestep import HOLD, REST, TimeStepCodec, check_condition, encode_corpus, encode_score, song_labels
 
 
 class PhraseCodec(TimeStepCodec):
@@ -58,8 +65,12 @@ class PhraseCodec(TimeStepCodec):
 
     def model_info(self) -> dict[str, Any]:
         # the vocabulary: the melody VAE's attribute regulariser (attr_reg) computes attributes from it
-        return {"vocab_size": len(self.vocab), "phrase_len": self.seq_len, "steps_per_bar": self.steps_per_bar,
+        info = {"vocab_size": len(self.vocab), "phrase_len": self.seq_len, "steps_per_bar": self.steps_per_bar,
                 "vocab": list(self.vocab)}
+        if self.labels:  # a conditioned model (data.condition): its label kinds and each metre's bar length
+            info["label_groups"] = self.label_groups
+            info["bar_steps"] = self.bar_steps
+        return info
 
     def pitch_table(self) -> np.ndarray:
         """MIDI pitch of each vocabulary id, -1 for '/', '_' and 'r'."""
@@ -114,7 +125,7 @@ def start_symbol(symbols: list[str], i: int) -> str:
 
 
 def cut_phrases(symbols: list[str], length: int, stride: int, pad_short: bool = True, min_fill: float = 0.5,
-                encode=None) -> list:
+                encode=None, starts_out: list | None = None) -> list:
     """Phrases of ``length`` symbols starting every ``stride`` symbols. The tail after the last full
     phrase becomes one more phrase (padded with a rest) when it is at least ``min_fill`` of a phrase or
     when the song is shorter than one phrase (``pad_short``)."""
@@ -125,13 +136,18 @@ def cut_phrases(symbols: list[str], length: int, stride: int, pad_short: bool = 
         w = [start_symbol(symbols, s)] + symbols[s + 1:s + length]
         out.append(w)
     tail = (starts[-1] + length) if starts else 0
+    first = list(starts)
     if stride >= length:  # consecutive phrases: the rest of the song
         rest = n - tail
         if rest > 0 and (rest >= min_fill * length or (not starts and pad_short)):
             w = [start_symbol(symbols, tail)] + symbols[tail + 1:] + [REST] + [HOLD] * (length - rest - 1)
             out.append(w[:length])
+            first.append(tail)
     elif n < length and pad_short:
         out.append(list(symbols[:1]) + symbols[1:] + [REST] + [HOLD] * (length - n - 1))
+        first.append(0)
+    if starts_out is not None:  # the step of the song each phrase starts at
+        starts_out.extend(first)
     if encode is not None:
         out = [encode(w) for w in out]
     return out
@@ -140,8 +156,12 @@ def cut_phrases(symbols: list[str], length: int, stride: int, pad_short: bool = 
 class PhraseData:
     """Phrases (N, L) stored once; item ``i`` is phrase ``pairs[i, 0]`` shifted by ``shifts[pairs[i, 1]]``."""
 
-    def __init__(self, phrases: np.ndarray, codec: PhraseCodec, augment=(0,)):
+    def __init__(self, phrases: np.ndarray, codec: PhraseCodec, augment=(0,), labels: np.ndarray | None = None,
+                 since: np.ndarray | None = None):
         self.phrases = torch.as_tensor(np.asarray(phrases), dtype=torch.long)
+        # a conditioned encoding: (N, kinds) label-token ids of each phrase's song and the step it starts at
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        self.since = None if since is None else torch.as_tensor(np.asarray(since), dtype=torch.long)
         pt = codec.pitch_table()
         self.pitch_table, self.rest_id, self.hold_id = pt, codec.index[REST], codec.index[HOLD]
         index = {p: i for i, p in enumerate(pt) if p >= 0}
@@ -170,18 +190,31 @@ class PhraseData:
     def batch(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         p = self.pairs[idx]
         ph = self.phrases[p[:, 0]]
-        return {"tokens": self.tables[p[:, 1, None], ph]}
+        out = {"tokens": self.tables[p[:, 1, None], ph]}
+        if self.labels is not None:
+            out["labels"], out["since"] = self.labels[p[:, 0]], self.since[p[:, 0]]
+        return out
 
 
-def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride: int, min_notes: int) -> np.ndarray:
-    rows = []
-    for syms in songs:
-        for w in cut_phrases(syms, length, stride, pad_short=True, encode=codec.encode):
-            rows.append(w)
+def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride: int, min_notes: int,
+                 labels: list[list[str]] | None = None):
+    """(N, length) phrase ids; with ``labels`` (each song's label tokens) also (N, kinds) label ids and (N,)
+    start steps."""
+    rows, labs, since = [], [], []
+    for i, syms in enumerate(songs):
+        starts: list = []
+        ws = cut_phrases(syms, length, stride, pad_short=True, encode=codec.encode, starts_out=starts)
+        rows += ws
+        since += starts
+        if labels is not None:
+            labs += [codec.encode(labels[i])] * len(ws)
     arr = np.array(rows, dtype=np.int64).reshape(-1, length)
     pt = codec.pitch_table()
-    notes = (pt[arr] >= 0).sum(1)
-    return arr[notes >= min_notes]
+    keep = (pt[arr] >= 0).sum(1) >= min_notes
+    if labels is None:
+        return arr[keep]
+    lab = np.array(labs, dtype=np.int64).reshape(len(arr), -1)
+    return arr[keep], lab[keep], np.array(since, dtype=np.int64)[keep]
 
 
 @register_encoding("melody_phrases")
@@ -189,10 +222,11 @@ def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_ba
                          stride: int | None = None, durations: list[float] = SEED_DURATIONS,
                          transpose: bool = True, augment: list[int] = (0,), val_fraction: float = 0.1,
                          split_seed: int = 0, min_notes: int = 2, max_pieces: int | None = None,
-                         source: str | None = None) -> DataBundle:
+                         source: str | None = None, condition=None) -> DataBundle:
     """Phrases of ``bars`` x ``steps_per_bar`` symbols from the songs the LSTM trains on (same filter,
     transposition, split by song and vocabulary). Validation phrases are consecutive (no overlap), without
-    augmentation; ``reference`` holds the held-out songs."""
+    augmentation; ``reference`` holds the held-out songs. ``condition = ["metre", "mode"]``: each phrase carries
+    its song's labels (a kind every song shares is dropped, as in the ``timestep`` encoding)."""
     if bars < 1 or steps_per_bar < 1:
         raise TunesmithError("data.bars and data.steps_per_bar must be >= 1")
     length = bars * steps_per_bar
@@ -203,19 +237,35 @@ def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_ba
     if max_pieces:
         scores = scores[:max_pieces]
     kept, reasons = encode_corpus(scores, step, durations, transpose)
+    condition = check_condition(condition)
+    if condition:  # a kind every song shares (e.g. MIDI files without time signatures read as 4/4) is dropped
+        values = {k: {song_labels(sc, [k])[0] for sc, _ in kept} for k in condition}
+        for k, v in values.items():
+            if len(v) < 2:
+                print(f"data.condition: every song has {next(iter(v), 'no ' + k)}: not conditioned on {k}",
+                      file=sys.stderr, flush=True)
+        condition = [k for k in condition if len(values[k]) >= 2]
     train, val = split_by_piece(kept, val_fraction, split_seed)
-    codec = PhraseCodec(TimeStepCodec.from_corpus([s for _, s in kept], step, length).vocab, step, length,
-                        steps_per_bar=steps_per_bar)
-    tr = song_phrases([s for _, s in train], codec, length, stride, min_notes)
+    labels_of = (lambda part: [song_labels(sc, condition) for sc, _ in part]) if condition else (lambda part: None)
+    vocab = TimeStepCodec.from_corpus([s for _, s in kept] + (labels_of(kept) or []), step, length).vocab
+    codec = PhraseCodec(vocab, step, length, steps_per_bar=steps_per_bar)
+    tr = song_phrases([s for _, s in train], codec, length, stride, min_notes, labels_of(train))
+    extra = {"labels": tr[1], "since": tr[2]} if condition else {}
+    tr = tr[0] if condition else tr
     if len(tr) == 0:
         raise TunesmithError("no training phrase: use more songs or fewer data.bars")
-    train_ds = PhraseData(tr, codec, augment)
+    train_ds = PhraseData(tr, codec, augment, **extra)
     val_ds = None
     if val:
-        va = song_phrases([s for _, s in val], codec, length, length, min_notes)
-        val_ds = PhraseData(va, codec, (0,)) if len(va) else None
+        va = song_phrases([s for _, s in val], codec, length, length, min_notes, labels_of(val))
+        extra = {"labels": va[1], "since": va[2]} if condition else {}
+        va = va[0] if condition else va
+        val_ds = PhraseData(va, codec, (0,), **extra) if len(va) else None
     stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
              "val_songs": len(val), "items": len(train_ds), "train_phrases": int(len(tr)),
              "val_phrases": int(len(val_ds)) if val_ds is not None else 0, "phrase_len": length,
              "augment": [int(a) for a in augment], "vocab_size": len(codec.vocab)}
+    if condition:
+        stats["condition"] = condition
+        stats["labels"] = dict(Counter(x for labs in labels_of(train) for x in labs))
     return DataBundle(train_ds, val_ds, codec, stats, reference=[sc for sc, _ in val])

@@ -22,6 +22,14 @@
   only), so the decoder learns to make a phrase with the attributes those five dimensions say when the rest
   of the code is at the centre -- what an attribute slider asks of it.
 
+**Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
+each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
+``label_dim``; their sum ``y`` joins the encoder's pooled states (q(z | x, y)) and the decoder's initial state,
+and is added, with the **position in the bar** (steps since the song's start modulo the metre's bar length;
+``bar_positions``), to the decoder's input at every step. ``label_dropout``: each kind's label of a training
+phrase is null with that probability, so the same model samples without a condition. ``tunesmith sample RUN
+--condition metre=3/4,mode=minor``. Without labels in the codec the model is exactly the unconditioned one.
+
 **Sliders** (``on_checkpoint``, stored as buffers in the weights): the ``n_sliders`` latent dimensions
 with the largest spread over the encoded training phrases (seed 001's sliders, in standard deviations)
 and MusicVAE-style *attribute vectors*: for each of :data:`ATTRIBUTES` (note density, pitch height,
@@ -121,7 +129,9 @@ class MelodyVAE(TunesmithModel):
                  beta: float = 0.2, free_bits: float = 48.0, kl_warmup_steps: int = 1000, word_dropout: float = 0.0,
                  autoregressive: bool = True, init_logvar: float = 0.0, encoder_pool: str = "last", dropout: float = 0.0, n_sliders: int = 20,
                  slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
-                 attr_code_dropout: float = 0.0, vocab: list | None = None):
+                 attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
+                 bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
+                 bar_positions: bool = True):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -169,7 +179,38 @@ class MelodyVAE(TunesmithModel):
         self.autoregressive = bool(autoregressive)
         with torch.no_grad():  # start with a narrow posterior: the code carries information from the first step
             self.to_latent.bias[latent_dim:] = float(init_logvar)
-        cond = latent_dim
+        # condition labels (a codec trained with data.condition): one embedding per label and a null per kind
+        self.label_kinds = list(label_groups or {})
+        self.label_dim = int(label_dim) if self.label_kinds else 0
+        self.label_dropout = float(label_dropout)
+        if not 0 <= self.label_dropout <= 1:
+            raise TunesmithError(f"model.label_dropout must be in [0, 1], not {label_dropout}")
+        if self.label_kinds:
+            if decoder != "flat":
+                raise TunesmithError("condition labels (data.condition) need model.decoder = 'flat'")
+            if self.label_dim < 1:
+                raise TunesmithError(f"model.label_dim must be >= 1, not {label_dim}")
+            slot_of, nulls, n = torch.full((V,), -1, dtype=torch.long), [], 0
+            for ids in label_groups.values():
+                ids = [int(i) for i in ids]
+                slot_of[ids] = torch.arange(n, n + len(ids))
+                nulls.append(n + len(ids))
+                n += len(ids) + 1
+            self.register_buffer("label_slot_of", slot_of, persistent=False)
+            self.register_buffer("label_nulls", torch.tensor(nulls), persistent=False)
+            self.label_embed = nn.Embedding(n, self.label_dim)
+            bar = torch.zeros(n, dtype=torch.long)      # the bar length (steps) of each metre slot, 0 otherwise
+            for tok, steps in (bar_steps or {}).items():
+                if int(slot_of[int(tok)]) >= 0 and 0 < int(steps) <= self.MAX_BAR:
+                    bar[slot_of[int(tok)]] = int(steps)
+            self.register_buffer("label_bar", bar, persistent=False)
+            self.bar_positions = bool(bar_positions) and "metre" in self.label_kinds and bool(bar_steps)
+            if self.bar_positions:
+                self.pos_embed = nn.Embedding(self.MAX_BAR + 1, self.label_dim)  # the last: no metre
+            self.to_latent = nn.Linear(pooled + self.label_dim, 2 * latent_dim)
+            with torch.no_grad():
+                self.to_latent.bias[latent_dim:] = float(init_logvar)
+        cond = latent_dim + self.label_dim
         if decoder == "hierarchical":
             self.conductor_init = nn.Linear(latent_dim, 2 * conductor_hidden)
             self.conductor = nn.LSTM(latent_dim, conductor_hidden, batch_first=True)
@@ -189,14 +230,65 @@ class MelodyVAE(TunesmithModel):
         self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), latent_dim))
         self.register_buffer("attr_scale", torch.zeros(len(ATTRIBUTES)))
 
+    MAX_BAR = 48  # bar positions 0..47, then one null position
+
+    # ------------------------------------------------------------------ condition labels
+    def label_slots(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """(B, kinds) label-token ids (-1: none) -> (B, kinds) embedding slots (null where none)."""
+        nulls = self.label_nulls.expand(batch, -1)
+        if labels is None:
+            return nulls
+        return torch.where(labels >= 0, self.label_slot_of[labels.clamp(min=0)], nulls)
+
+    def drop_labels(self, slots: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.label_dropout > 0):
+            return slots
+        drop = torch.rand(slots.shape, device=slots.device) < self.label_dropout
+        return torch.where(drop, self.label_nulls.expand_as(slots), slots)
+
+    def label_vector(self, slots: torch.Tensor) -> torch.Tensor:
+        return self.label_embed(slots).sum(1)
+
+    def step_labels(self, slots: torch.Tensor, since: torch.Tensor | None, length: int) -> torch.Tensor:
+        """(B, L, label_dim): the position-in-bar embedding of each step (zeros without bar positions)."""
+        B = len(slots)
+        if not self.bar_positions:
+            return torch.zeros(B, length, self.label_dim, device=slots.device)
+        bar = self.label_bar[slots[:, self.label_kinds.index("metre")]]            # (B,)
+        since = torch.zeros(B, dtype=torch.long, device=slots.device) if since is None else since
+        t = since[:, None] + torch.arange(length, device=slots.device)[None]
+        pos = torch.where(bar[:, None] > 0, t % bar.clamp(min=1)[:, None], torch.full_like(t, self.MAX_BAR))
+        return self.pos_embed(pos)
+
+    def condition_ids(self, codec, condition) -> torch.Tensor | None:
+        """``"metre=3/4,mode=minor"`` -> (1, kinds) label-token ids (-1 for a kind left out); one-line errors."""
+        if not condition:
+            return None
+        if not self.label_kinds:
+            raise TunesmithError("this model does not take --condition: it was trained without condition labels "
+                                 "(train with data.condition = [\"metre\", \"mode\"], e.g. "
+                                 "configs/melody_vae_4bar_cond.toml)")
+        from ..data.timestep import label_kind
+
+        toks = codec.condition_symbols(condition)
+        ids = [-1] * len(self.label_kinds)
+        for t in toks:
+            ids[self.label_kinds.index(label_kind(t))] = codec.index[t]
+        return torch.tensor([ids], device=self.device)
+
     # ------------------------------------------------------------------ network
-    def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, ids: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phrase ids (and, for a conditioned model, the label vector ``y``; null labels when not given)."""
         out, (h, _) = self.encoder(self.embed(ids))
         if self.encoder_pool == "bars":  # forward state at the end and backward state at the start of each section
             H, T = out.shape[-1] // 2, ids.shape[1] // self.sections
             feat = torch.cat([out[:, T - 1::T, :H], out[:, 0::T, H:]], 2).reshape(len(ids), -1)
         else:
             feat = torch.cat([h[-2], h[-1]], 1)
+        if self.label_kinds:
+            if y is None:
+                y = self.label_vector(self.label_slots(None, len(ids)))
+            feat = torch.cat([feat, y], 1)
         mu, logvar = self.to_latent(feat).chunk(2, 1)
         return mu, logvar.clamp(-20, 10)
 
@@ -211,8 +303,10 @@ class MelodyVAE(TunesmithModel):
                                 (hc[0][None].contiguous(), hc[1][None].contiguous()))
         return self.conductor_out(out)
 
-    def decode_logits(self, z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, L, V) of the phrase ``ids`` given codes ``z``."""
+    def decode_logits(self, z: torch.Tensor, ids: torch.Tensor, y: torch.Tensor | None = None,
+                      ysteps: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, L, V) of the phrase ``ids`` given codes ``z`` (a conditioned model: the
+        label vector ``y`` (B, label_dim) and the per-step position embeddings ``ysteps`` (B, L, label_dim))."""
         B, L = ids.shape
         prev = torch.cat([torch.full((B, 1), self.start_id, device=ids.device, dtype=ids.dtype), ids[:, :-1]], 1)
         if not self.autoregressive:
@@ -222,7 +316,14 @@ class MelodyVAE(TunesmithModel):
             drop[:, 0] = False
             prev = prev.masked_fill(drop, self.blank_id)
         x = self.embed(prev)
-        if self.decoder_kind == "flat":
+        if self.label_kinds:
+            if y is None:
+                slots = self.label_slots(None, B)
+                y, ysteps = self.label_vector(slots), self.step_labels(slots, None, L)
+            c = torch.cat([z, y], 1)
+            steps = torch.cat([z[:, None].expand(-1, L, -1), y[:, None] + ysteps], 2)
+            out, _ = self.dec(torch.cat([x, steps], 2), self._init_state(c))
+        elif self.decoder_kind == "flat":
             out, _ = self.dec(torch.cat([x, z[:, None].expand(-1, L, -1)], 2), self._init_state(z))
         else:
             S, T = self.sections, L // self.sections
@@ -239,7 +340,11 @@ class MelodyVAE(TunesmithModel):
 
     def forward(self, batch, mode: str = "loss", step: int = 0):
         ids = batch["tokens"]
-        mu, logvar = self.encode(ids)
+        y = ysteps = None
+        if self.label_kinds:
+            slots = self.drop_labels(self.label_slots(batch.get("labels"), len(ids)))
+            y, ysteps = self.label_vector(slots), self.step_labels(slots, batch.get("since"), ids.shape[1])
+        mu, logvar = self.encode(ids, y)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         zd = z
         if self.training and self.attr_code_dropout > 0:  # some items keep only their attribute dimensions
@@ -251,7 +356,7 @@ class MelodyVAE(TunesmithModel):
             # orders those dimensions by the regulariser, not by what helps decoding from five numbers
             zd = torch.cat([torch.where(keep, z[:, :K], z[:, :K].detach()),
                             torch.where(keep, z[:, K:], torch.zeros_like(z[:, K:]))], 1)
-        logits = self.decode_logits(zd, ids)
+        logits = self.decode_logits(zd, ids, y, ysteps) if self.label_kinds else self.decode_logits(zd, ids)
         rec = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), ids.reshape(-1),
                               reduction="sum") / len(ids)
         kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
@@ -273,15 +378,35 @@ class MelodyVAE(TunesmithModel):
     fast_decode = True  # False: step nn.LSTM itself (the same numbers; tests compare the two)
 
     @torch.no_grad()
-    def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None) -> torch.Tensor:
+    def _label_inputs(self, z: torch.Tensor, labels: torch.Tensor | None):
+        """A conditioned model: codes + (1 or B, kinds) label ids -> the decoder's condition (B, latent +
+        label_dim), the per-step additions (B, L, latent + label_dim) and the logit mask of label tokens."""
+        B, L = len(z), self.phrase_len
+        if labels is not None:
+            labels = labels.to(z.device).expand(B, -1)
+        slots = self.label_slots(labels, B)
+        y = self.label_vector(slots)
+        add = torch.cat([torch.zeros(B, L, self.latent_dim, device=z.device), self.step_labels(slots, None, L)], 2)
+        mask = torch.zeros(self.vocab_size, device=z.device)
+        mask[self.label_slot_of >= 0] = float("-inf")   # a label is never a symbol of the phrase
+        return torch.cat([z, y], 1), add, mask
+
+    def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
+                   labels: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
-        the softmax at that temperature."""
+        the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         B, L = len(z), self.phrase_len
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
         tok = torch.full((B,), self.start_id, dtype=torch.long, device=z.device)
-        if self.decoder_kind == "flat":
+        add = mask = None
+        if self.label_kinds:
+            zc, add, mask = self._label_inputs(z, labels)
+            conds, T = zc[:, None], L
+            if self.fast_decode and self.dec_layers == 1:
+                add_proj = add @ self.dec.weight_ih_l0[:, self.embed.embedding_dim:].T      # (B, L, 4H)
+        elif self.decoder_kind == "flat":
             conds, T = z[:, None], L
         else:
             conds, T = self.section_codes(z), L // self.sections
@@ -299,13 +424,17 @@ class MelodyVAE(TunesmithModel):
                 base = c @ self.dec.weight_ih_l0[:, E:].T + self.dec.bias_ih_l0 + self.dec.bias_hh_l0
             for t in range(T):
                 if fast:
-                    i, f, g, o = (table[tok] + base).addmm_(h, whh).chunk(4, 1)
+                    pre = table[tok] + base if add is None else table[tok] + base + add_proj[:, t]
+                    i, f, g, o = pre.addmm_(h, whh).chunk(4, 1)
                     cell = torch.sigmoid(f) * cell + torch.sigmoid(i) * torch.tanh(g)
                     h = torch.sigmoid(o) * torch.tanh(cell)
                     logits = self.head(h).float()
                 else:
-                    out_t, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
+                    ct = c if add is None else c + add[:, t]
+                    out_t, state = self.dec(torch.cat([self.embed(tok), ct], 1)[:, None], state)
                     logits = self.head(out_t[:, 0]).float()
+                if mask is not None:
+                    logits = logits + mask
                 if temperature is None:
                     tok = logits.argmax(-1)
                 else:
@@ -317,16 +446,21 @@ class MelodyVAE(TunesmithModel):
         return out
 
     @torch.no_grad()
-    def decode_beam(self, z: torch.Tensor, beam: int = 4) -> torch.Tensor:
+    def decode_beam(self, z: torch.Tensor, beam: int = 4, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): beam search for the most likely phrase (sum of log
         probabilities) with ``beam`` hypotheses per code; ``beam = 1`` is argmax (:meth:`decode_ids`)."""
         beam = int(beam)
         if beam < 1:
             raise TunesmithError(f"beam must be >= 1, got {beam}")
         if beam == 1:
-            return self.decode_ids(z)
+            return self.decode_ids(z, labels=labels)
         B, L, K = len(z), self.phrase_len, beam
-        if self.decoder_kind == "flat":
+        add = mask = None
+        if self.label_kinds:
+            zc, add, mask = self._label_inputs(z, labels)
+            conds, T = zc[:, None], L
+            add = add.repeat_interleave(K, 0)
+        elif self.decoder_kind == "flat":
             conds, T = z[:, None], L
         else:
             conds, T = self.section_codes(z), L // self.sections
@@ -342,8 +476,10 @@ class MelodyVAE(TunesmithModel):
             if state is None or self.decoder_kind != "flat":
                 state = h0                      # the bottom decoder restarts at every section
             for t in range(T):
-                out_t, state = self.dec(torch.cat([self.embed(tok), c], 1)[:, None], state)
-                lp = torch.log_softmax(self.head(out_t[:, 0]).float(), -1).reshape(B, K, -1)
+                ct = c if add is None else c + add[:, t]
+                out_t, state = self.dec(torch.cat([self.embed(tok), ct], 1)[:, None], state)
+                logit = self.head(out_t[:, 0]).float()
+                lp = torch.log_softmax(logit if mask is None else logit + mask, -1).reshape(B, K, -1)
                 V = lp.shape[-1]
                 score, idx = (score[:, :, None] + lp).reshape(B, -1).topk(K, 1)
                 src, tok2 = idx // V, idx % V
@@ -372,8 +508,11 @@ class MelodyVAE(TunesmithModel):
         idx = torch.linspace(0, n - 1, k).round().long().unique()
         codes, ids = [], []
         for i in range(0, len(idx), batch_size):
-            b = data.batch(idx[i:i + batch_size])["tokens"].to(self.device)
-            codes.append(self.encode(b)[0].float().cpu())
+            bt = data.batch(idx[i:i + batch_size])
+            b, y = bt["tokens"].to(self.device), None
+            if self.label_kinds:  # the phrases' own labels
+                y = self.label_vector(self.label_slots(bt.get("labels"), len(b)).to(self.device))
+            codes.append(self.encode(b, y)[0].float().cpu())
             ids.append(b.cpu())
         return torch.cat(codes).numpy(), torch.cat(ids).numpy()
 
@@ -475,12 +614,14 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
-                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1):
+                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None):
         """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
         included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
         ``beam`` > 1 (without a temperature): beam search for the most likely phrase of each code (also what
-        ``tunesmith sample --reconstruct`` uses)."""
+        ``tunesmith sample --reconstruct`` uses). ``condition`` (``"metre=3/4,mode=minor"``): a model trained with
+        ``data.condition`` decodes with those labels (a kind left out is null, i.e. free)."""
+        labels = self.condition_ids(codec, condition)
         if interpolate is not None:
             if sliders is not None or attributes is not None:
                 raise TunesmithError("give either sliders/attributes or --interpolate, not both")
@@ -491,5 +632,6 @@ class MelodyVAE(TunesmithModel):
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
         else:
             z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        ids = self.decode_beam(z, beam) if temperature is None and int(beam) > 1 else self.decode_ids(z, temperature, generator)
+        ids = (self.decode_beam(z, beam, labels) if temperature is None and int(beam) > 1
+               else self.decode_ids(z, temperature, generator, labels))
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]

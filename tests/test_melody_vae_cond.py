@@ -1,0 +1,109 @@
+"""Melody VAE with metre/mode condition labels (issue 16 item 3; docs/conditioning.md "Melody VAE")."""
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from tunesmith.data.base import build_data
+from tunesmith.errors import TunesmithError
+from tunesmith.models.melody_vae import MelodyVAE
+
+from test_melody_vae import TINY_VAE, codec as plain_codec
+
+TINY_COND = TINY_VAE.replace('val_fraction = 0.2\n', 'val_fraction = 0.2\ncondition = ["metre", "mode"]\n')
+
+
+@pytest.fixture(scope="module")
+def cond_run(tmp_path_factory):
+    from tunesmith.training import train
+
+    d = tmp_path_factory.mktemp("mvae_cond")
+    cfg = d / "tiny_cond.toml"
+    cfg.write_text(textwrap.dedent(TINY_COND))
+    train(cfg, d / "run", device="cpu", progress=False)
+    return d / "run"
+
+
+def test_conditioned_phrases_carry_their_songs_labels_and_keep_the_note_ids():
+    plain = build_data("melody_phrases", dataset="essen-small", bars=1, val_fraction=0.2)
+    cond = build_data("melody_phrases", dataset="essen-small", bars=1, val_fraction=0.2, condition=["metre", "mode"])
+    # the same phrases with the same ids: the labels join the vocabulary after the notes
+    assert cond.codec.vocab[:len(plain.codec.vocab)] == plain.codec.vocab
+    assert torch.equal(cond.train.phrases, plain.train.phrases) and torch.equal(cond.val.phrases, plain.val.phrases)
+    assert plain.train.labels is None and "labels" not in plain.train.batch(torch.arange(4))
+    b = cond.train.batch(torch.arange(len(cond.train)))
+    kinds = list(cond.codec.label_groups)
+    assert kinds == ["metre", "mode"] and b["labels"].shape == (len(cond.train), 2)
+    for j, kind in enumerate(kinds):  # every label is a label token of its own kind
+        assert set(b["labels"][:, j].tolist()) <= set(cond.codec.label_groups[kind])
+    # training phrases start every bar (16 steps) of their song; validation phrases every phrase
+    assert (b["since"] % 16 == 0).all() and (cond.val.since % 16 == 0).all()
+    assert (b["since"] == 0).sum() >= 1
+
+
+def test_tiny_conditioned_run_trains_reloads_and_samples_with_a_condition(cond_run, tmp_path, capsys):
+    from tunesmith.cli import main
+    from tunesmith.training import load_run
+
+    rows = [l.split(",") for l in (cond_run / "metrics.csv").read_text().splitlines()[1:]]
+    recon = [float(r[4]) for r in rows if r[2] == "train" and r[3] == "recon"]
+    assert recon[-1] < recon[0]
+    m, c, _, _ = load_run(cond_run)
+    assert m.label_kinds == ["metre", "mode"] and "<metre=3/4>" in c.labels
+    out = tmp_path / "s"
+    assert main(["sample", str(cond_run), "--condition", "metre=3/4,mode=minor", "--num", "2",
+                 "--out", str(out)]) == 0
+    assert len(list(out.glob("*.mid"))) == 2
+    assert main(["sample", str(cond_run), "--help-model"]) == 0
+    assert "metre=3/4" in capsys.readouterr().out     # the condition control lists the labels
+
+
+def test_labels_change_the_decoder_and_fast_decoding_matches_the_lstm(cond_run):
+    from tunesmith.training import load_run
+
+    m, c, _, _ = load_run(cond_run)
+    z = torch.randn(6, m.latent_dim, generator=torch.Generator().manual_seed(0))
+    ids = m.decode_ids(z)
+    a, b = (m.condition_ids(c, x) for x in ("metre=3/4,mode=minor", "metre=4/4,mode=major"))
+
+    def logits(lab):
+        slots = m.label_slots(lab.expand(len(z), -1), len(z))
+        return m.decode_logits(z, ids, m.label_vector(slots), m.step_labels(slots, None, ids.shape[1]))
+
+    assert (logits(a) - logits(b)).abs().max() > 1e-3
+    # no condition is the null label of each kind
+    nul = torch.full((1, 2), -1)
+    assert torch.allclose(logits(nul), m.decode_logits(z, ids), atol=1e-5)
+    # the fast decoder (plain tensor ops) gives the same phrases as stepping nn.LSTM, labels and bar positions included
+    g = torch.Generator().manual_seed(1)
+    fast = m.decode_ids(z, 0.8, torch.Generator().manual_seed(1), a)
+    m.fast_decode = False
+    try:
+        slow = m.decode_ids(z, 0.8, g, a)
+    finally:
+        m.fast_decode = True
+    assert torch.equal(fast, slow)
+    # a label token is never decoded as a symbol of the phrase
+    assert not np.isin(fast.numpy(), [i for ids_ in c.label_groups.values() for i in ids_]).any()
+    # beam search takes the labels too
+    assert m.decode_beam(z[:2], 3, a).shape == (2, m.phrase_len)
+
+
+def test_a_bad_label_is_a_one_line_error(cond_run, tmp_path, capsys):
+    from tunesmith.cli import main
+
+    assert main(["sample", str(cond_run), "--condition", "metre=5/4", "--out", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "5/4" in err and len(err.splitlines()) == 1
+    m = MelodyVAE(16, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4)
+    with pytest.raises(TunesmithError, match="trained without condition labels"):
+        m.generate(plain_codec(), 1, condition="metre=3/4")
+
+
+def test_a_model_without_labels_is_the_unconditioned_one():
+    m = MelodyVAE(16, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4)
+    assert not any("label" in k or "pos_embed" in k for k in m.state_dict())
+    assert m.to_latent.in_features == 16 and m.dec.input_size == 4 + 4 and m.dec_init.in_features == 4
+    with pytest.raises(TunesmithError, match="decoder = 'flat'"):
+        MelodyVAE(18, phrase_len=8, steps_per_bar=4, decoder="hierarchical", label_groups={"mode": [16, 17]})
