@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_conditioning import LSTM, TINY  # noqa: E402
+from conftest import tiny_toml  # noqa: E402
+from test_conditioning import LSTM  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*httpx2.*")
 
@@ -26,7 +26,7 @@ def runs(tmp_path_factory):
     out = {}
     for name, cond in (("cond", 'condition = ["metre", "mode"]'), ("plain", "")):
         cfg = d / f"{name}.toml"
-        cfg.write_text(textwrap.dedent(TINY.format(condition=cond, model=LSTM[0], model_extra=LSTM[1])))
+        cfg.write_text(tiny_toml("tiny_cond", LSTM[0], LSTM[1], cond))
         n = torch.get_num_threads()
         try:
             train(cfg, d / name, device="cpu", max_steps=5, progress=False)
