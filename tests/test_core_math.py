@@ -194,7 +194,7 @@ def test_vae_kl_is_kl_of_posterior_from_prior():
     assert float(out["kl"]) == pytest.approx(1.625, rel=1e-6)
     mvae = build_model("melody_vae", {"vocab_size": 5}, phrase_len=4, steps_per_bar=4, embed_dim=4, enc_hidden=8,
                        dec_hidden=8, latent_dim=2, free_bits=0.0, n_sliders=2).eval()
-    mvae.encode = lambda ids: (mu, logvar)
+    mvae.encode = lambda ids, label=None: (mu, logvar)
     out = mvae({"tokens": torch.zeros(1, 4, dtype=torch.long)}, mode="loss")
     assert float(out["kl"]) == pytest.approx(1.625, rel=1e-6)
 
