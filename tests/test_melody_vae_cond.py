@@ -107,3 +107,20 @@ def test_a_model_without_labels_is_the_unconditioned_one():
     assert m.to_latent.in_features == 16 and m.dec.input_size == 4 + 4 and m.dec_init.in_features == 4
     with pytest.raises(TunesmithError, match="decoder = 'flat'"):
         MelodyVAE(18, phrase_len=8, steps_per_bar=4, decoder="hierarchical", label_groups={"mode": [16, 17]})
+
+
+def test_a_condition_draws_codes_from_its_labels_aggregate_posterior(cond_run):
+    import json
+
+    from tunesmith.training import load_run
+
+    assert "label_prior" in json.loads((cond_run / "sliders.json").read_text())
+    m, c, _, _ = load_run(cond_run)
+    lab = m.condition_ids(c, "mode=minor")
+    slot = int(m.label_slots(lab, 1)[0, 1])
+    assert (m.label_code_std[slot] > 0).all()
+    z = m.label_prior(lab, 4000, torch.Generator().manual_seed(0))
+    # one kind asked: the codes are N(mean, std) of that label's training codes
+    assert torch.allclose(z.mean(0), m.label_code_mean[slot], atol=0.1)
+    assert torch.allclose(z.std(0), m.label_code_std[slot], rtol=0.1)
+    assert m.label_prior(torch.full((1, 2), -1), 3) is None        # no label asked: the N(0, I) prior

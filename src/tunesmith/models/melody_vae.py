@@ -207,6 +207,11 @@ class MelodyVAE(TunesmithModel):
             self.bar_positions = bool(bar_positions) and "metre" in self.label_kinds and bool(bar_steps)
             if self.bar_positions:
                 self.pos_embed = nn.Embedding(self.MAX_BAR + 1, self.label_dim)  # the last: no metre
+            # each label's aggregate posterior (mean and spread of the codes of the training phrases with that
+            # label, filled by on_checkpoint): a conditioned prior sample draws its code from it
+            self.register_buffer("label_code_mean", torch.zeros(n, latent_dim))
+            self.register_buffer("label_code_std", torch.zeros(n, latent_dim))
+            self.register_buffer("label_code_all", torch.zeros(latent_dim))
             self.to_latent = nn.Linear(pooled + self.label_dim, 2 * latent_dim)
             with torch.no_grad():
                 self.to_latent.bias[latent_dim:] = float(init_logvar)
@@ -556,10 +561,45 @@ class MelodyVAE(TunesmithModel):
                           "spearman_code": round(spearman(codes[:, j], a), 4)}
         return info
 
+    @torch.no_grad()
+    def fit_label_prior(self, data, batch_size: int = 512) -> dict:
+        """Each label's aggregate posterior: the mean and standard deviation of the codes of the stored
+        (untransposed) training phrases with that label, encoded with their own labels."""
+        ph, labels = data.phrases, data.labels
+        codes = []
+        for i in range(0, len(ph), batch_size):
+            y = self.label_vector(self.label_slots(labels[i:i + batch_size].to(self.device), len(ph[i:i + batch_size])))
+            codes.append(self.encode(ph[i:i + batch_size].to(self.device), y)[0].float())
+        codes, slots = torch.cat(codes), self.label_slots(labels.to(self.device), len(ph))
+        self.label_code_all.copy_(codes.mean(0))
+        counts = {}
+        for j in range(slots.shape[1]):
+            for sl in slots[:, j].unique().tolist():
+                sel = codes[slots[:, j] == sl]
+                self.label_code_mean[sl] = sel.mean(0)
+                self.label_code_std[sl] = sel.std(0) if len(sel) > 1 else torch.ones(self.latent_dim)
+                counts[int(sl)] = len(sel)
+        return {"phrases_per_slot": counts}
+
+    def label_prior(self, labels: torch.Tensor, n: int, generator=None) -> torch.Tensor | None:
+        """(1, kinds) label ids -> n codes from the asked labels' aggregate posteriors (the kinds' means
+        combined as offsets from the overall mean, their spreads averaged); None before it is fitted."""
+        slots = self.label_slots(labels, 1)[0]
+        asked = [int(s) for s, lab in zip(slots, labels[0]) if lab >= 0]
+        if not asked or not bool((self.label_code_std[asked] > 0).all()):
+            return None
+        means, stds = self.label_code_mean[asked], self.label_code_std[asked]
+        overall = self.label_code_all
+        mu = overall + (means - overall).sum(0)
+        eps = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        return mu + stds.mean(0) * eps
+
     def on_checkpoint(self, ctx) -> None:
         train_data, run_dir = ctx.data, ctx.run_dir
         codes, ids = self.encode_items(train_data, self.slider_items)
         info = self.fit_sliders(codes)
+        if self.label_kinds and getattr(train_data, "labels", None) is not None:
+            info["label_prior"] = self.fit_label_prior(train_data)
         if hasattr(train_data, "pitch_table"):  # PhraseData carries the symbol table the attributes need
             info["attributes"] = self.fit_attributes(codes, phrase_attributes(
                 ids, train_data.pitch_table, self.steps_per_bar, train_data.rest_id, train_data.hold_id))
@@ -631,7 +671,9 @@ class MelodyVAE(TunesmithModel):
         elif sliders is not None or attributes is not None:
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
         else:
-            z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+            z = self.label_prior(labels, n, generator) if labels is not None else None
+            if z is None:
+                z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
         ids = (self.decode_beam(z, beam, labels) if temperature is None and int(beam) > 1
                else self.decode_ids(z, temperature, generator, labels))
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]
