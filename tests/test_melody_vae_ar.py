@@ -148,7 +148,7 @@ def test_attr_code_dropout_decodes_some_items_from_the_attribute_dimensions_alon
                   init_logvar=-30.0, attr_reg=1.0, attr_code_dropout=0.5, vocab=VOCAB)
     seen = []
     real = m.decode_logits
-    m.decode_logits = lambda z, ids: (seen.append(z), real(z, ids))[1]
+    m.decode_logits = lambda z, ids, *labels: (seen.append(z), real(z, ids, *labels))[1]
     ids = _phrases(64)
     m(({"tokens": ids}))
     mu, _ = m.encode(ids)

@@ -361,7 +361,7 @@ class MelodyVAE(TunesmithModel):
             # orders those dimensions by the regulariser, not by what helps decoding from five numbers
             zd = torch.cat([torch.where(keep, z[:, :K], z[:, :K].detach()),
                             torch.where(keep, z[:, K:], torch.zeros_like(z[:, K:]))], 1)
-        logits = self.decode_logits(zd, ids, y, ysteps) if self.label_kinds else self.decode_logits(zd, ids)
+        logits = self.decode_logits(zd, ids, y, ysteps)   # y, ysteps: None without condition labels
         rec = F.cross_entropy(logits.float().reshape(-1, self.vocab_size), ids.reshape(-1),
                               reduction="sum") / len(ids)
         kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
