@@ -11,7 +11,7 @@
    melody without bar lines can show at all.
 
 A melody VAE run (``melody_vae`` trained with ``data.condition``; docs/conditioning.md "Melody VAE") samples 4-bar
-phrases from the prior with ``--condition`` (no guidance, no steps), and the classifiers' accuracy on the real
+phrases from the prior with ``--condition`` (and ``--guidance``; no steps), and the classifiers' accuracy on the real
 held-out phrases of its split (labelled with their song's labels) is reported as the ceiling they allow.
 
     python scripts/conditioning_eval.py RUN [--metres 3/4,4/4,6/8] [--modes major,minor] [--guidance 1,2]
@@ -75,9 +75,7 @@ def main(argv=None) -> dict:
             t1 = time.time()
             pairs = list(zip(kind, value)) if isinstance(kind, tuple) else [(kind, value)]
             condition = ",".join(f"{x}={v}" for x, v in pairs)
-            opts = {"guidance": w, "steps": steps} if not phrases else {}
-            if phrases and w != 1:
-                raise SystemExit("error: a melody VAE run takes no guidance: use --guidance 1")
+            opts = {"guidance": w, "steps": steps} if not phrases else ({"guidance": w} if w != 1 else {})
             mels = generate(model, codec, a.num, seed=a.seed + k, condition=condition, temperature=temperature,
                             **opts)
             mels = [x for x in mels if len(x)]

@@ -124,3 +124,73 @@ def test_a_condition_draws_codes_from_its_labels_aggregate_posterior(cond_run):
     assert torch.allclose(z.mean(0), m.label_code_mean[slot], atol=0.1)
     assert torch.allclose(z.std(0), m.label_code_std[slot], rtol=0.1)
     assert m.label_prior(torch.full((1, 2), -1), 3) is None        # no label asked: the N(0, I) prior
+
+
+def test_guidance_mixes_the_labelled_and_the_null_logits(cond_run):
+    from tunesmith.training import load_run
+
+    m, c, _, _ = load_run(cond_run)
+    z = torch.randn(5, m.latent_dim, generator=torch.Generator().manual_seed(2))
+    lab = m.condition_ids(c, "metre=3/4,mode=minor")
+
+    def draw(labels, w=1.0):
+        return m.decode_ids(z, 0.9, torch.Generator().manual_seed(3), labels, w)
+
+    # w = 0 is the null-label model, w = 1 the plain conditional one (same noise, same phrases)
+    assert torch.equal(draw(lab, 0.0), draw(None))
+    assert torch.equal(draw(lab, 1.0), m.decode_ids(z, 0.9, torch.Generator().manual_seed(3), lab))
+    # w = 4: the first step's symbol is the argmax of l_null + 4 (l_labels - l_null), computed by hand
+    ids = m.decode_ids(z, None, None, lab, 4.0)
+    slots_c, slots_u = m.label_slots(lab.expand(5, -1), 5), m.label_slots(None, 5)
+    first = [m.decode_logits(z, ids, m.label_vector(s), m.step_labels(s, None, ids.shape[1]))[:, 0]
+             for s in (slots_c, slots_u)]
+    mix = first[1] + 4.0 * (first[0] - first[1])
+    mix[:, m.label_slot_of >= 0] = float("-inf")
+    assert torch.equal(ids[:, 0], mix.argmax(-1))
+    # the fast decoder and stepping nn.LSTM agree under guidance too
+    m.fast_decode = False
+    try:
+        slow = m.decode_ids(z, None, None, lab, 4.0)
+    finally:
+        m.fast_decode = True
+    assert torch.equal(ids, slow)
+    with pytest.raises(TunesmithError, match="beam search"):
+        m.generate(c, 1, condition="mode=minor", guidance=2.0, beam=4)
+    with pytest.raises(TunesmithError, match="from 0 to 20"):
+        m.generate(c, 1, condition="mode=minor", guidance=-1.0, temperature=0.7)
+    plain = MelodyVAE(16, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4)
+    with pytest.raises(TunesmithError, match="needs a conditioned model"):
+        plain.generate(plain_codec(), 1, guidance=2.0)
+
+
+def test_the_label_adversary_trains_on_detached_codes_and_charges_the_encoder_only_above_chance():
+    torch.manual_seed(0)
+    m = MelodyVAE(20, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4,
+                  label_groups={"metre": [16, 17], "mode": [18, 19]}, label_adversary=2.0)
+    plain = MelodyVAE(20, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4,
+                      label_groups={"metre": [16, 17], "mode": [18, 19]})
+    assert not any(k.startswith("adversary") for k in plain.state_dict())   # off by default: no new weights
+    labels = torch.tensor([[16, 18], [16, 19], [17, 18], [17, 19]])
+    mu = torch.randn(4, 4, requires_grad=True)
+    # an adversary that says nothing (zero output: uniform) costs the encoder nothing; its loss is log 2 per kind
+    with torch.no_grad():
+        m.adversary[2].weight.zero_()
+        m.adversary[2].bias.zero_()
+    fit, enc = m.adversary_losses(mu, labels)
+    assert abs(fit.item() - 2 * np.log(2.0)) < 1e-6 and enc.item() == 0.0
+    # an adversary that reads the mode from the code: the encoder pays entropy - CE; the gradients stay apart
+    with torch.no_grad():
+        m.adversary[0].weight.zero_()
+        m.adversary[0].bias.zero_()
+        m.adversary[0].weight[0, 0] = 1.0
+        m.adversary[2].weight[4, 0], m.adversary[2].weight[3, 0] = 5.0, -5.0   # slots: metre 0, 1, null 2; mode 3, 4
+    mu2 = torch.tensor([[0.0, 0, 0, 0], [1.0, 0, 0, 0], [0.0, 0, 0, 0], [1.0, 0, 0, 0]], requires_grad=True)
+    fit, enc = m.adversary_losses(mu2, labels)
+    p = torch.softmax(torch.tensor([[0.0, 0.0], [-5.0, 5.0]]), 1)
+    ce_mode = -(torch.log(p[0, 0]) + torch.log(p[1, 1])) / 2
+    assert torch.isclose(enc, torch.log(torch.tensor(2.0)) - ce_mode, atol=1e-5)
+    enc.backward()
+    assert mu2.grad.abs().sum() > 0 and all(q.grad is None for q in m.adversary.parameters())
+    mu2.grad = None
+    fit.backward()
+    assert mu2.grad is None and m.adversary[2].weight.grad.abs().sum() > 0

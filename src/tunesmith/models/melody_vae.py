@@ -131,7 +131,7 @@ class MelodyVAE(TunesmithModel):
                  slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
                  attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
-                 bar_positions: bool = True):
+                 bar_positions: bool = True, label_adversary: float = 0.0):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -181,6 +181,7 @@ class MelodyVAE(TunesmithModel):
             self.to_latent.bias[latent_dim:] = float(init_logvar)
         # condition labels (a codec trained with data.condition): one embedding per label and a null per kind
         self.label_kinds = list(label_groups or {})
+        self.label_adversary = 0.0
         self.label_dim = int(label_dim) if self.label_kinds else 0
         self.label_dropout = float(label_dropout)
         if not 0 <= self.label_dropout <= 1:
@@ -212,6 +213,14 @@ class MelodyVAE(TunesmithModel):
             self.register_buffer("label_code_mean", torch.zeros(n, latent_dim))
             self.register_buffer("label_code_std", torch.zeros(n, latent_dim))
             self.register_buffer("label_code_all", torch.zeros(latent_dim))
+            # label_adversary > 0: a small classifier learns each kind's label from the code (detached), and the
+            # encoder pays while it beats the label frequencies, so the code stops carrying the labels and the
+            # decoder must read them from y (Lample et al. 2017's fader networks, with a hinge at chance)
+            self.label_adversary = float(label_adversary)
+            if not (np.isfinite(self.label_adversary) and self.label_adversary >= 0):
+                raise TunesmithError(f"model.label_adversary must be a number >= 0 (0: off), not {label_adversary}")
+            if self.label_adversary > 0:
+                self.adversary = nn.Sequential(nn.Linear(latent_dim, 128), nn.ReLU(), nn.Linear(128, n))
             self.to_latent = nn.Linear(pooled + self.label_dim, 2 * latent_dim)
             with torch.no_grad():
                 self.to_latent.bias[latent_dim:] = float(init_logvar)
@@ -375,9 +384,35 @@ class MelodyVAE(TunesmithModel):
             ar = attribute_reg_loss(z[:, :len(ATTRIBUTES)], a, self.attr_reg_delta).sum()
             loss = loss + self.attr_reg * ar
             out["attr"] = ar.detach()
+        if self.label_adversary > 0 and batch.get("labels") is not None:
+            adv_fit, adv_enc = self.adversary_losses(mu, batch["labels"])
+            loss = loss + adv_fit + self.label_adversary * adv_enc
+            out["adv"], out["adv_enc"] = adv_fit.detach(), adv_enc.detach()
         with torch.no_grad():
             acc = (logits.argmax(-1) == ids).float().mean()
         return {"loss": loss, "recon": rec, "kl": kl_each.mean(), "acc": acc, **out}
+
+    def adversary_losses(self, mu: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the adversary's cross-entropy on the detached codes, summed over kinds; the encoder's penalty: by how
+        much a frozen copy of the adversary beats the entropy of the batch's label frequencies, summed over kinds)."""
+        fit = mu.new_zeros(())
+        enc = mu.new_zeros(())
+        params = [p.detach() for p in self.adversary.parameters()]
+        frozen = F.linear(torch.relu(F.linear(mu, params[0], params[1])), params[2], params[3])
+        own = self.adversary(mu.detach())
+        start = 0
+        for j, null in enumerate(self.label_nulls.tolist()):
+            lab = labels[:, j]
+            keep = lab >= 0
+            if keep.any():
+                target = self.label_slot_of[lab[keep]] - start
+                fit = fit + F.cross_entropy(own[keep, start:null], target)
+                ce = F.cross_entropy(frozen[keep, start:null], target)
+                freq = torch.bincount(target, minlength=null - start).float() / len(target)
+                entropy = -(freq[freq > 0] * freq[freq > 0].log()).sum()
+                enc = enc + (entropy - ce).clamp(min=0)
+            start = null + 1
+        return fit, enc
 
     # ------------------------------------------------------------------ decoding without teacher forcing
     fast_decode = True  # False: step nn.LSTM itself (the same numbers; tests compare the two)
@@ -397,17 +432,23 @@ class MelodyVAE(TunesmithModel):
         return torch.cat([z, y], 1), add, mask
 
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
-                   labels: torch.Tensor | None = None) -> torch.Tensor:
+                   labels: torch.Tensor | None = None, guidance: float = 1.0) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
-        the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free)."""
+        the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free;
+        ``guidance`` w != 1: classifier-free guidance, ``l_null + w (l_labels - l_null)`` on the logits, where
+        ``l_null`` decodes the same code with every label null, the model label dropout trains)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         B, L = len(z), self.phrase_len
+        guide = bool(self.label_kinds) and labels is not None and float(guidance) != 1.0
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
-        tok = torch.full((B,), self.start_id, dtype=torch.long, device=z.device)
+        tok = torch.full((2 * B if guide else B,), self.start_id, dtype=torch.long, device=z.device)
         add = mask = None
         if self.label_kinds:
             zc, add, mask = self._label_inputs(z, labels)
+            if guide:   # the null-label rows below the labelled ones; both read the same symbols
+                zu, addu, _ = self._label_inputs(z, None)
+                zc, add = torch.cat([zc, zu]), torch.cat([add, addu])
             conds, T = zc[:, None], L
             if self.fast_decode and self.dec_layers == 1:
                 add_proj = add @ self.dec.weight_ih_l0[:, self.embed.embedding_dim:].T      # (B, L, 4H)
@@ -438,6 +479,8 @@ class MelodyVAE(TunesmithModel):
                     ct = c if add is None else c + add[:, t]
                     out_t, state = self.dec(torch.cat([self.embed(tok), ct], 1)[:, None], state)
                     logits = self.head(out_t[:, 0]).float()
+                if guide:
+                    logits = logits[B:] + float(guidance) * (logits[:B] - logits[B:])
                 if mask is not None:
                     logits = logits + mask
                 if temperature is None:
@@ -446,6 +489,8 @@ class MelodyVAE(TunesmithModel):
                     g = torch.empty_like(logits).exponential_(generator=generator).log_()
                     tok = (logits / temperature - g).argmax(-1)
                 out[:, s * T + t] = tok
+                if guide:
+                    tok = torch.cat([tok, tok])
                 if not self.autoregressive:
                     tok = torch.full_like(tok, self.blank_id)
         return out
@@ -654,13 +699,19 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
-                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None):
+                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None,
+                 guidance: float = 1.0):
         """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
         included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
         ``beam`` > 1 (without a temperature): beam search for the most likely phrase of each code (also what
         ``tunesmith sample --reconstruct`` uses). ``condition`` (``"metre=3/4,mode=minor"``): a model trained with
-        ``data.condition`` decodes with those labels (a kind left out is null, i.e. free)."""
+        ``data.condition`` decodes with those labels (a kind left out is null, i.e. free); ``guidance`` (w, 1 = plain
+        conditional) pushes each step's logits away from the label-free model's (classifier-free guidance)."""
+        if not (isinstance(guidance, (int, float)) and 0 <= guidance <= 20):
+            raise TunesmithError(f"--guidance must be a number from 0 to 20 (1 = plain conditional), got {guidance}")
+        if guidance != 1.0 and not self.label_kinds:
+            raise TunesmithError("--guidance needs a conditioned model (trained with data.condition)")
         labels = self.condition_ids(codec, condition)
         if interpolate is not None:
             if sliders is not None or attributes is not None:
@@ -674,6 +725,11 @@ class MelodyVAE(TunesmithModel):
             z = self.label_prior(labels, n, generator) if labels is not None else None
             if z is None:
                 z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+        if labels is None:
+            guidance = 1.0   # no label asked: nothing to guide towards
+        if guidance != 1.0 and temperature is None and int(beam) > 1:
+            raise TunesmithError("--guidance works with sampling or argmax decoding, not beam search: "
+                                 "give --temperature or --set beam=1")
         ids = (self.decode_beam(z, beam, labels) if temperature is None and int(beam) > 1
-               else self.decode_ids(z, temperature, generator, labels))
+               else self.decode_ids(z, temperature, generator, labels, guidance))
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]
