@@ -194,3 +194,101 @@ def test_the_label_adversary_trains_on_detached_codes_and_charges_the_encoder_on
     mu2.grad = None
     fit.backward()
     assert mu2.grad is None and m.adversary[2].weight.grad.abs().sum() > 0
+
+
+@pytest.fixture(scope="module")
+def page_runs(cond_run, tmp_path_factory):
+    from tunesmith.training import train
+
+    d = tmp_path_factory.mktemp("mvae_plain")
+    cfg = d / "tiny_plain.toml"
+    cfg.write_text(textwrap.dedent(TINY_VAE))
+    n = torch.get_num_threads()
+    try:
+        train(cfg, d / "plain", device="cpu", max_steps=5, progress=False)
+    finally:
+        torch.set_num_threads(n)
+    return [cond_run, d / "plain"]
+
+
+@pytest.mark.filterwarnings("ignore:.*httpx2.*")
+def test_the_page_api_lists_the_vae_labels_and_samples_with_them(page_runs):
+    from starlette.testclient import TestClient
+
+    from tunesmith.serve.app import create_app
+    from tunesmith.training import load_run
+
+    with TestClient(create_app(page_runs)) as client:
+        models = {m["name"]: m for m in client.get("/api/models").json()}
+        cond, plain = models["run"], models["plain"]
+        assert cond["vae_conditions"]["mode"] == ["major", "minor"] and "3/4" in cond["vae_conditions"]["metre"]
+        assert cond["vae_guidance"] == 1.0 and "vae_conditions" not in plain
+        body = {"model": "run", "condition": "metre=3/4,mode=minor", "guidance": 2.0, "seed": 5}
+        r = client.post("/api/melody-vae/sample", json=body)
+        assert r.status_code == 200, r.text
+        j = r.json()
+        assert j["notes"] and j["seed"] == 5 and j["condition"] == "metre=3/4,mode=minor"
+        # the same phrase as generate() with that seed, condition and guidance at the run's temperature
+        m, c, cfg, _ = load_run(page_runs[0])
+        want = m.generate(c, 1, generator=torch.Generator().manual_seed(5), temperature=cfg.sample.get("temperature"),
+                          condition="metre=3/4,mode=minor", guidance=2.0)[0]
+        assert [n["p"] for n in j["notes"]] == [int(p) for p in want.sorted().pitch]
+        r = client.post("/api/melody-vae/sample", json={"model": "run", "condition": "metre=5/4"})
+        assert r.status_code == 422 and "5/4" in r.json()["detail"] and "\n" not in r.json()["detail"]
+        r = client.post("/api/melody-vae/sample", json={"model": "plain", "condition": "mode=minor"})
+        assert r.status_code == 422 and "without condition labels" in r.json()["detail"]
+        assert client.post("/api/melody-vae/sample", json={**body, "guidance": 50}).status_code == 422
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
+def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
+    import asyncio
+    import json
+
+    from playwright.async_api import async_playwright
+    from test_browser import ARGS, S, SETTLED
+    from test_serve import LiveServer
+
+    from tunesmith.serve.app import create_app
+
+    async def main(url):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 1000}, bypass_csp=True)).new_page()
+            problems, bodies = [], []
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.on("request", lambda r: bodies.append(json.loads(r.post_data))
+                    if r.url.endswith("/api/melody-vae/sample") else None)
+            try:
+                await page.goto(url)
+                await page.wait_for_function(SETTLED, timeout=30_000)
+                await page.wait_for_selector("#mv-cond-mode", timeout=30_000)
+                assert await page.locator("#mv-cond-mode option").all_text_contents() == ["any", "major", "minor"]
+                assert await page.locator("#mv-cond-metre option").count() >= 3
+                v = await page.evaluate(f"{S}.version")
+                await page.select_option("#mv-cond-metre", "3/4")
+                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+                v = await page.evaluate(f"{S}.version")
+                await page.select_option("#mv-cond-mode", "minor")
+                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+                assert bodies[-1]["condition"] == "metre=3/4,mode=minor" and bodies[-1]["guidance"] == 1
+                seed = bodies[-1]["seed"]
+                v = await page.evaluate(f"{S}.version")
+                await page.click("#mv-sample")                                  # a new phrase: a new seed
+                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+                assert bodies[-1]["seed"] != seed and bodies[-1]["condition"] == "metre=3/4,mode=minor"
+                piece = await page.evaluate(f"{S}.piece")                      # the sampled phrase is on screen
+                assert piece["melodyVae"] > 0 and piece["seed"] == bodies[-1]["seed"]
+                await page.select_option("#model", "plain")                     # an unconditioned VAE
+                await page.wait_for_function(SETTLED, timeout=30_000)
+                assert await page.locator("#mv-cond-mode").count() == 0
+                assert problems == []
+            finally:
+                await browser.close()
+
+    with LiveServer(create_app(page_runs)) as srv:
+        asyncio.run(main(srv.url))

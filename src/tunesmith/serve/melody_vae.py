@@ -8,7 +8,12 @@
   MIDI's) and ``t`` in [0, 1] -> the phrase decoded from ``(1 - t) z_A + t z_B`` (each code is its first
   phrase's posterior mean).
 
-``GET /api/models`` lists, for a melody VAE, ``attributes`` ([{name, label}]) and ``interpolate: true``.
+* ``POST /api/melody-vae/sample`` -- a conditioned melody VAE (trained with ``data.condition``): a new phrase from
+  the prior for ``condition`` (``"metre=3/4,mode=minor"``; a kind left out is free) with classifier-free
+  ``guidance``, at the run's sampling temperature (docs/conditioning.md "Melody VAE").
+
+``GET /api/models`` lists, for a melody VAE, ``attributes`` ([{name, label}]) and ``interpolate: true``; for a
+conditioned one also ``vae_conditions`` ({kind: [values]}) and ``vae_guidance`` (the run's default scale).
 """
 from __future__ import annotations
 
@@ -38,8 +43,13 @@ def model_options(entry) -> dict:
         return {}
     from ..models.melody_vae import ATTRIBUTE_LABELS, ATTRIBUTES
 
-    return {"attributes": [{"name": a, "label": ATTRIBUTE_LABELS[a]} for a in ATTRIBUTES],
-            "attribute_range": SLIDER_LIMIT, "interpolate": True}
+    out = {"attributes": [{"name": a, "label": ATTRIBUTE_LABELS[a]} for a in ATTRIBUTES],
+           "attribute_range": SLIDER_LIMIT, "interpolate": True}
+    groups = getattr(entry.codec, "label_groups", None) if getattr(entry.model, "label_kinds", None) else None
+    if groups:   # a conditioned melody VAE: its labels by kind and the default guidance scale
+        out["vae_conditions"] = {k: [entry.codec.vocab[i][len(k) + 2:-1] for i in ids] for k, ids in groups.items()}
+        out["vae_guidance"] = float(entry.cfg.sample.get("guidance", 1.0))
+    return out
 
 
 def _entry(request: Request, name: str):
@@ -84,6 +94,14 @@ class InterpolateRequest(Strict):
     a: Melody
     b: Melody
     t: float = Field(0.5, ge=0.0, le=1.0, description="0 = A, 1 = B")
+    tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1])
+
+
+class SampleRequest(Strict):
+    model: str = Field(max_length=64)
+    condition: Optional[str] = Field(None, max_length=64, description="e.g. metre=3/4,mode=minor (a kind left out is free)")
+    guidance: Optional[float] = Field(None, ge=0, le=20, description="classifier-free guidance scale (1 = plain conditional)")
+    seed: Optional[int] = Field(None, ge=0, lt=2**31)
     tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1])
 
 
@@ -156,3 +174,21 @@ def interpolate(req: InterpolateRequest, request: Request):
         z = ((1 - req.t) * za + req.t * zb)[None]
         score = e.codec.decode(e.model.decode_ids(z)[0], tempo=req.tempo)
     return _done(e, score, req.tempo, t0, t=req.t)
+
+
+@router.post("/api/melody-vae/sample", summary="Conditioned melody VAE: a new phrase in the asked metre and mode")
+def sample(req: SampleRequest, request: Request):
+    import numpy as np
+
+    t0 = time.perf_counter()
+    e = _entry(request, req.model)
+    if not getattr(e.model, "label_kinds", None):
+        raise HTTPException(422, f"model {e.name} was trained without condition labels")
+    seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+    guidance = req.guidance if req.guidance is not None else float(e.cfg.sample.get("guidance", 1.0))
+    temperature = e.cfg.sample.get("temperature")
+    with e.lock, torch.inference_mode():   # an unknown label is a TunesmithError: the app answers 422
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        score = e.model.generate(e.codec, 1, generator=gen, temperature=temperature, tempo=req.tempo,
+                                 condition=req.condition or None, guidance=guidance if req.condition else 1.0)[0]
+    return _done(e, score, req.tempo, t0, seed=seed, condition=req.condition or None, guidance=guidance)

@@ -1,5 +1,7 @@
 // Melody VAE controls (serve/melody_vae.py): attribute sliders on top of the latent sliders, and
-// interpolation between two melodies (held-out songs, or the piece on screen, e.g. an uploaded MIDI).
+// interpolation between two melodies (held-out songs, or the piece on screen, e.g. an uploaded MIDI); a
+// conditioned melody VAE (GET /api/models "vae_conditions") also gets one choice per label kind, a guidance
+// slider and a "New phrase" button (POST /api/melody-vae/sample).
 "use strict";
 (function () {
   const T = window.tunesmith;
@@ -7,7 +9,7 @@
   const $ = (id) => document.getElementById(id);
   const box = $("melody-vae-panel");
   if (!box) return;
-  const st = {model: null, attrs: {}, songs: [], inflight: false, pending: null, ours: 0, a: null, b: null};
+  const st = {model: null, attrs: {}, songs: [], inflight: false, pending: null, ours: 0, a: null, b: null, seed: null};
 
   function attrValues() { const o = {}; for (const [k, v] of Object.entries(st.attrs)) if (v) o[k] = v; return o; }
 
@@ -52,6 +54,51 @@
     span.textContent = label;
     wrap.append(span, inp, out);
     return wrap;
+  }
+
+  // a conditioned melody VAE: "metre=3/4,mode=minor" from the picked labels ("any" leaves a kind free)
+  function conditionValue() {
+    return [...box.querySelectorAll("select[data-kind]")].filter((s) => s.value)
+      .map((s) => `${s.dataset.kind}=${s.value}`).join(",");
+  }
+
+  function sample(fresh) {
+    const m = st.model;
+    if (fresh || st.seed === null) st.seed = Math.floor(Math.random() * 2147483647);
+    const body = {model: m.name, guidance: Number($("mv-guidance").value), seed: st.seed,
+                  tempo: Number($("tempo").value) || 120};
+    const c = conditionValue();
+    if (c) body.condition = c;
+    send("/api/melody-vae/sample", body);
+  }
+
+  function conditionControls(m) {
+    const h = document.createElement("h2");
+    h.textContent = "Condition";
+    h.title = "a phrase from the prior in the metre and mode you pick (the model was trained with these labels)";
+    const row = document.createElement("div");
+    row.className = "mv-cond";
+    for (const [kind, values] of Object.entries(m.vae_conditions)) {
+      const lab = document.createElement("label");
+      lab.textContent = kind[0].toUpperCase() + kind.slice(1) + " ";
+      const sel = document.createElement("select");
+      sel.id = "mv-cond-" + kind; sel.dataset.kind = kind;
+      sel.setAttribute("aria-label", kind);
+      for (const v of ["", ...values]) {
+        const o = document.createElement("option"); o.value = v; o.textContent = v || "any"; sel.appendChild(o);
+      }
+      sel.onchange = () => sample(false);
+      lab.appendChild(sel);
+      row.appendChild(lab);
+    }
+    const g = slider("Guidance", "guidance", 0, 6, 0.5, m.vae_guidance || 1, () => sample(false));
+    g.title = "classifier-free guidance: 1 = plain conditional, higher follows the labels more strictly";
+    g.querySelector("input").id = "mv-guidance";
+    const btn = document.createElement("button");
+    btn.type = "button"; btn.id = "mv-sample"; btn.textContent = "New phrase";
+    btn.onclick = () => sample(true);
+    row.append(g, btn);
+    box.append(h, row);
   }
 
   function melodyPicker(which) {
@@ -107,6 +154,8 @@
       attrs.appendChild(slider(a.label, a.name, -r, r, 0.1, 0, (v) => { st.attrs[a.name] = v; decode(); }));
     }
     box.append(h, attrs);
+    st.seed = null;
+    if (m.vae_conditions) conditionControls(m);
     if (m.interpolate) {
       try { st.songs = await T.api("/api/melody-vae/songs?model=" + encodeURIComponent(m.name)); }
       catch (e) { st.songs = []; }
