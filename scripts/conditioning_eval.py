@@ -14,7 +14,7 @@ A melody VAE run (``melody_vae`` trained with ``data.condition``; docs/condition
 phrases from the prior with ``--condition`` (and ``--guidance``; no steps), and the classifiers' accuracy on the real
 held-out phrases of its split (labelled with their song's labels) is reported as the ceiling they allow.
 
-    python scripts/conditioning_eval.py RUN [--metres 3/4,4/4,6/8] [--modes major,minor] [--guidance 1,2]
+    python scripts/conditioning_eval.py RUN [--metres 3/4,4/4,6/8] [--modes major,minor] [--guidance 1,2 | "metre=1.5,mode=5;1"]
         [--num 50] [--seed 0] [--temperature T] [--steps N] [--out FILE.json]
 """
 from __future__ import annotations
@@ -69,13 +69,17 @@ def main(argv=None) -> dict:
     if a.pairs:
         requests = [(("metre", "mode"), (m, x)) for m in a.metres.split(",") for x in a.modes.split(",")]
     res = {}
-    for w in [float(x) for x in a.guidance.split(",")]:
+    # guidance scales: "1,2,3", or per kind (a melody VAE) separated by ";": "metre=1.5,mode=5;1"
+    scales = a.guidance.split(";") if "=" in a.guidance else a.guidance.split(",")
+    for w in [x.strip() if "=" in x else float(x) for x in scales if x.strip()]:
         rows = {}
         for k, (kind, value) in enumerate(requests):
             t1 = time.time()
             pairs = list(zip(kind, value)) if isinstance(kind, tuple) else [(kind, value)]
             condition = ",".join(f"{x}={v}" for x, v in pairs)
             opts = {"guidance": w, "steps": steps} if not phrases else ({"guidance": w} if w != 1 else {})
+            if isinstance(w, str) and not phrases:
+                raise SystemExit("error: per-kind guidance (metre=1.5,mode=5) is for a melody VAE run")
             mels = generate(model, codec, a.num, seed=a.seed + k, condition=condition, temperature=temperature,
                             **opts)
             mels = [x for x in mels if len(x)]
@@ -95,7 +99,7 @@ def main(argv=None) -> dict:
                 if n.startswith("metre"):
                     row[n]["family_as_requested"] = sum(FAMILY.get(p) == FAMILY.get(value) for p in pred) / a.num
             rows[condition] = row
-            print(f"guidance {w:g} {condition}: " + "; ".join(
+            print(f"guidance {w if isinstance(w, str) else format(w, 'g')} {condition}: " + "; ".join(
                 f"{n} {row[n]['as_requested']:.0%} {row[n]['predicted']}" for n in names)
                   + (f"; both {row['both_as_requested']:.0%}" if "both_as_requested" in row else "")
                   + f" ({time.time() - t1:.0f} s)", file=sys.stderr)
@@ -108,8 +112,9 @@ def main(argv=None) -> dict:
                 summary[n] = sum(r["as_requested"] for r in rs) / len(rs)
                 if n.startswith("metre"):
                     summary[n + "_family"] = sum(r["family_as_requested"] for r in rs) / len(rs)
-        res[f"{w:g}"] = {"by_label": rows, "share_as_requested": summary}
-        print(f"guidance {w:g}: share labelled as requested " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
+        key = w if isinstance(w, str) else f"{w:g}"
+        res[key] = {"by_label": rows, "share_as_requested": summary}
+        print(f"guidance {key}: share labelled as requested " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
     out = {"run": str(a.run), "classifiers": {k: {"labels": c.labels, "held_out": held[k]} for k, c in clfs.items()},
            "train_songs": len(train),
            "sampling": {"num": a.num, "seed": a.seed, "temperature": temperature, "steps": steps, "primer": ""},

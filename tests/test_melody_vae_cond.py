@@ -163,6 +163,41 @@ def test_guidance_mixes_the_labelled_and_the_null_logits(cond_run):
         plain.generate(plain_codec(), 1, guidance=2.0)
 
 
+def test_guidance_per_kind_composes_the_label_sets_in_order(cond_run):
+    from tunesmith.training import load_run
+
+    m, c, _, _ = load_run(cond_run)
+    assert m.guidance_scales("metre=1.5,mode=5") == [1.5, 5.0] and m.guidance_scales("mode=5") == [1.0, 5.0]
+    assert m.guidance_scales(3) == [3.0, 3.0] == m.guidance_scales("3") and m.guidance_scales({"mode": 2}) == [1.0, 2.0]
+    for bad, msg in (("key=2", "unknown kind 'key'"), ("loud", "a number or per kind"), ("mode=30", "from 0 to 20")):
+        with pytest.raises(TunesmithError, match=msg):
+            m.guidance_scales(bad)
+    z = torch.randn(4, m.latent_dim, generator=torch.Generator().manual_seed(4))
+    both = m.condition_ids(c, "metre=3/4,mode=minor")
+    # one scale for every kind is the two-branch formula; a kind not asked for takes no branch
+    assert torch.equal(m.decode_ids(z, 0.9, torch.Generator().manual_seed(5), both, [3.0, 3.0]),
+                       m.decode_ids(z, 0.9, torch.Generator().manual_seed(5), both, 3.0))
+    mode_only = m.condition_ids(c, "mode=minor")
+    assert m.guidance_branches(mode_only, [2.0, 1.0]) is None and len(m.guidance_branches(mode_only, [1.0, 4.0])[0]) == 2
+    # metre 2, mode 5: l_0 + 2 (l_metre - l_0) + 5 (l_metre,mode - l_metre) at the first step, by hand
+    ids = m.decode_ids(z, None, None, both, [2.0, 5.0])
+    metre_only = both.clone()
+    metre_only[0, 1] = -1
+
+    def first(lab):
+        s = m.label_slots(None if lab is None else lab.expand(4, -1), 4)
+        return m.decode_logits(z, ids, m.label_vector(s), m.step_labels(s, None, ids.shape[1]))[:, 0]
+
+    l0, lm, lb = first(None), first(metre_only), first(both)
+    mix = l0 + 2.0 * (lm - l0) + 5.0 * (lb - lm)
+    mix[:, m.label_slot_of >= 0] = float("-inf")
+    assert torch.equal(ids[:, 0], mix.argmax(-1))
+    assert not torch.equal(ids, m.decode_ids(z, None, None, both, 5.0))   # not the one-scale result
+    out = m.generate(c, 2, generator=torch.Generator().manual_seed(0), temperature=0.7, condition="metre=3/4,mode=minor",
+                     guidance="metre=1.5,mode=5")
+    assert len(out) == 2
+
+
 def test_the_label_adversary_trains_on_detached_codes_and_charges_the_encoder_only_above_chance():
     torch.manual_seed(0)
     m = MelodyVAE(20, phrase_len=8, steps_per_bar=4, embed_dim=4, enc_hidden=8, dec_hidden=8, latent_dim=4,
@@ -222,7 +257,7 @@ def test_the_page_api_lists_the_vae_labels_and_samples_with_them(page_runs):
         models = {m["name"]: m for m in client.get("/api/models").json()}
         cond, plain = models["run"], models["plain"]
         assert cond["vae_conditions"]["mode"] == ["major", "minor"] and "3/4" in cond["vae_conditions"]["metre"]
-        assert cond["vae_guidance"] == 1.0 and "vae_conditions" not in plain
+        assert cond["vae_guidance"] == {"metre": 1.0, "mode": 1.0} and "vae_conditions" not in plain
         body = {"model": "run", "condition": "metre=3/4,mode=minor", "guidance": 2.0, "seed": 5}
         r = client.post("/api/melody-vae/sample", json=body)
         assert r.status_code == 200, r.text
@@ -238,6 +273,12 @@ def test_the_page_api_lists_the_vae_labels_and_samples_with_them(page_runs):
         r = client.post("/api/melody-vae/sample", json={"model": "plain", "condition": "mode=minor"})
         assert r.status_code == 422 and "without condition labels" in r.json()["detail"]
         assert client.post("/api/melody-vae/sample", json={**body, "guidance": 50}).status_code == 422
+        r = client.post("/api/melody-vae/sample", json={**body, "guidance": "metre=2,mode=4"})
+        want = m.generate(c, 1, generator=torch.Generator().manual_seed(5), temperature=cfg.sample.get("temperature"),
+                          condition="metre=3/4,mode=minor", guidance="metre=2,mode=4")[0]
+        assert r.status_code == 200 and [n["p"] for n in r.json()["notes"]] == [int(p) for p in want.sorted().pitch]
+        r = client.post("/api/melody-vae/sample", json={**body, "guidance": "key=2"})
+        assert r.status_code == 422 and "unknown kind" in r.json()["detail"]
 
 
 CHROMIUM = "/usr/bin/chromium"
@@ -275,7 +316,12 @@ def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
                 v = await page.evaluate(f"{S}.version")
                 await page.select_option("#mv-cond-mode", "minor")
                 await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-                assert bodies[-1]["condition"] == "metre=3/4,mode=minor" and bodies[-1]["guidance"] == 1
+                assert bodies[-1]["condition"] == "metre=3/4,mode=minor"
+                assert bodies[-1]["guidance"] == "metre=1,mode=1"
+                await page.locator("#mv-guidance-mode").fill("4")                # a kind's guidance scale
+                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+                await page.wait_for_timeout(300)
+                assert bodies[-1]["guidance"] == "metre=1,mode=4"
                 seed = bodies[-1]["seed"]
                 v = await page.evaluate(f"{S}.version")
                 await page.click("#mv-sample")                                  # a new phrase: a new seed

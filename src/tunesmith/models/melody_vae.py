@@ -432,23 +432,24 @@ class MelodyVAE(TunesmithModel):
         return torch.cat([z, y], 1), add, mask
 
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
-                   labels: torch.Tensor | None = None, guidance: float = 1.0) -> torch.Tensor:
+                   labels: torch.Tensor | None = None, guidance=1.0) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
         the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free;
-        ``guidance`` w != 1: classifier-free guidance, ``l_null + w (l_labels - l_null)`` on the logits, where
-        ``l_null`` decodes the same code with every label null, the model label dropout trains)."""
+        ``guidance``: classifier-free guidance, one scale or one per kind (:meth:`guidance_branches`))."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         B, L = len(z), self.phrase_len
-        guide = bool(self.label_kinds) and labels is not None and float(guidance) != 1.0
+        guide = self.guidance_branches(labels, guidance)
+        nb = len(guide[0]) if guide else 1
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
-        tok = torch.full((2 * B if guide else B,), self.start_id, dtype=torch.long, device=z.device)
+        tok = torch.full((nb * B,), self.start_id, dtype=torch.long, device=z.device)
         add = mask = None
         if self.label_kinds:
-            zc, add, mask = self._label_inputs(z, labels)
-            if guide:   # the null-label rows below the labelled ones; both read the same symbols
-                zu, addu, _ = self._label_inputs(z, None)
-                zc, add = torch.cat([zc, zu]), torch.cat([add, addu])
+            if guide:   # one block of B rows per branch; every branch reads the same symbols
+                parts = [self._label_inputs(z, lab) for lab in guide[0]]
+                zc, add, mask = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), parts[0][2]
+            else:
+                zc, add, mask = self._label_inputs(z, labels)
             conds, T = zc[:, None], L
             if self.fast_decode and self.dec_layers == 1:
                 add_proj = add @ self.dec.weight_ih_l0[:, self.embed.embedding_dim:].T      # (B, L, 4H)
@@ -480,7 +481,8 @@ class MelodyVAE(TunesmithModel):
                     out_t, state = self.dec(torch.cat([self.embed(tok), ct], 1)[:, None], state)
                     logits = self.head(out_t[:, 0]).float()
                 if guide:
-                    logits = logits[B:] + float(guidance) * (logits[:B] - logits[B:])
+                    lg = logits.reshape(nb, B, -1)
+                    logits = lg[0] + sum(w * (lg[i + 1] - lg[i]) for i, w in enumerate(guide[1]))
                 if mask is not None:
                     logits = logits + mask
                 if temperature is None:
@@ -490,10 +492,69 @@ class MelodyVAE(TunesmithModel):
                     tok = (logits / temperature - g).argmax(-1)
                 out[:, s * T + t] = tok
                 if guide:
-                    tok = torch.cat([tok, tok])
+                    tok = tok.repeat(nb)
                 if not self.autoregressive:
                     tok = torch.full_like(tok, self.blank_id)
         return out
+
+    def guidance_branches(self, labels: torch.Tensor | None, guidance=1.0):
+        """Classifier-free guidance as label sets and weights: ``([None, S_1, ..., S_n], [w_1, ..., w_n])`` for the
+        logits ``l_0 + sum_i w_i (l_{S_i} - l_{S_(i-1)})``, where ``S_i`` holds the first i asked kinds (in the
+        codec's order, e.g. metre then mode) and ``l_0`` is the null-label model; one scale w for all kinds is
+        ``l_0 + w (l_labels - l_0)`` (two branches). ``guidance``: a number or one scale per kind (a list in
+        :attr:`label_kinds` order). None when nothing is guided (no labels, or every asked kind's scale is 1)."""
+        if not self.label_kinds or labels is None:
+            return None
+        K = len(self.label_kinds)
+        ws = [float(guidance)] * K if isinstance(guidance, (int, float)) else [float(x) for x in guidance]
+        asked = [j for j in range(K) if bool((labels[:, j] >= 0).any())]
+        ws = [ws[j] for j in asked]
+        if all(w == 1.0 for w in ws):
+            return None
+        if len(set(ws)) == 1:
+            return [None, labels], ws[:1]
+        branches, cur = [None], torch.full_like(labels, -1)
+        for j in asked:
+            cur = cur.clone()
+            cur[:, j] = labels[:, j]
+            branches.append(cur)
+        return branches, ws
+
+    def guidance_scales(self, guidance) -> list[float]:
+        """``--guidance``: a number (every kind) or per kind, ``"metre=1.5,mode=5"`` or ``{"mode": 5}`` (a kind left
+        out: 1) -> one scale per kind, each from 0 to 20; one-line errors."""
+        K = max(len(self.label_kinds), 1)
+        if isinstance(guidance, bool):
+            guidance = str(guidance)
+        if isinstance(guidance, (int, float)):
+            per = {k: guidance for k in self.label_kinds} or {"": guidance}
+        elif isinstance(guidance, (str, dict)):
+            if isinstance(guidance, str):
+                text = guidance.strip()
+                try:
+                    per = {k: float(text) for k in self.label_kinds} if "=" not in text else \
+                        {k.strip(): float(v) for k, _, v in (x.partition("=") for x in text.split(",") if x.strip())}
+                except ValueError:
+                    raise TunesmithError(f"--guidance must be a number or per kind, e.g. metre=1.5,mode=5; "
+                                         f"got {guidance!r}") from None
+            else:
+                per = dict(guidance)
+            if not self.label_kinds:
+                per = {"": 1.0 if all(v == 1.0 for v in per.values()) else 2.0}
+            bad = [k for k in per if k not in self.label_kinds and k != ""]
+            if bad:
+                raise TunesmithError(f"--guidance: unknown kind {bad[0]!r}; this model's kinds: "
+                                     f"{', '.join(self.label_kinds)}")
+        else:
+            raise TunesmithError(f"--guidance must be a number or per kind, e.g. metre=1.5,mode=5; got {guidance!r}")
+        for v in per.values():
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= float(v) <= 20):
+                raise TunesmithError(f"--guidance must be a number from 0 to 20 (1 = plain conditional), got {v!r}")
+        if not self.label_kinds:
+            if any(float(v) != 1.0 for v in per.values()):
+                raise TunesmithError("--guidance needs a conditioned model (trained with data.condition)")
+            return [1.0] * K
+        return [float(per.get(k, 1.0)) for k in self.label_kinds]
 
     @torch.no_grad()
     def decode_beam(self, z: torch.Tensor, beam: int = 4, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -700,18 +761,16 @@ class MelodyVAE(TunesmithModel):
     @torch.no_grad()
     def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
                  attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None,
-                 guidance: float = 1.0):
+                 guidance: float | str | dict = 1.0):
         """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
         included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
         ``beam`` > 1 (without a temperature): beam search for the most likely phrase of each code (also what
         ``tunesmith sample --reconstruct`` uses). ``condition`` (``"metre=3/4,mode=minor"``): a model trained with
         ``data.condition`` decodes with those labels (a kind left out is null, i.e. free); ``guidance`` (w, 1 = plain
-        conditional) pushes each step's logits away from the label-free model's (classifier-free guidance)."""
-        if not (isinstance(guidance, (int, float)) and 0 <= guidance <= 20):
-            raise TunesmithError(f"--guidance must be a number from 0 to 20 (1 = plain conditional), got {guidance}")
-        if guidance != 1.0 and not self.label_kinds:
-            raise TunesmithError("--guidance needs a conditioned model (trained with data.condition)")
+        conditional; or per kind, ``"metre=1.5,mode=5"``) pushes each step's logits away from the label-free
+        model's (classifier-free guidance, :meth:`guidance_branches`)."""
+        scales = self.guidance_scales(guidance)
         labels = self.condition_ids(codec, condition)
         if interpolate is not None:
             if sliders is not None or attributes is not None:
@@ -725,11 +784,10 @@ class MelodyVAE(TunesmithModel):
             z = self.label_prior(labels, n, generator) if labels is not None else None
             if z is None:
                 z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
-        if labels is None:
-            guidance = 1.0   # no label asked: nothing to guide towards
-        if guidance != 1.0 and temperature is None and int(beam) > 1:
+        guided = self.guidance_branches(labels, scales) is not None
+        if guided and temperature is None and int(beam) > 1:
             raise TunesmithError("--guidance works with sampling or argmax decoding, not beam search: "
                                  "give --temperature or --set beam=1")
         ids = (self.decode_beam(z, beam, labels) if temperature is None and int(beam) > 1
-               else self.decode_ids(z, temperature, generator, labels, guidance))
+               else self.decode_ids(z, temperature, generator, labels, scales))
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]

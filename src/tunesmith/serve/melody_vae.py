@@ -13,14 +13,14 @@
   ``guidance``, at the run's sampling temperature (docs/conditioning.md "Melody VAE").
 
 ``GET /api/models`` lists, for a melody VAE, ``attributes`` ([{name, label}]) and ``interpolate: true``; for a
-conditioned one also ``vae_conditions`` ({kind: [values]}) and ``vae_guidance`` (the run's default scale).
+conditioned one also ``vae_conditions`` ({kind: [values]}) and ``vae_guidance`` (the run's default scale per kind).
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from fastapi import APIRouter, HTTPException, Request
@@ -48,7 +48,8 @@ def model_options(entry) -> dict:
     groups = getattr(entry.codec, "label_groups", None) if getattr(entry.model, "label_kinds", None) else None
     if groups:   # a conditioned melody VAE: its labels by kind and the default guidance scale
         out["vae_conditions"] = {k: [entry.codec.vocab[i][len(k) + 2:-1] for i in ids] for k, ids in groups.items()}
-        out["vae_guidance"] = float(entry.cfg.sample.get("guidance", 1.0))
+        scales = entry.model.guidance_scales(entry.cfg.sample.get("guidance", 1.0))
+        out["vae_guidance"] = dict(zip(entry.model.label_kinds, scales))
     return out
 
 
@@ -100,7 +101,17 @@ class InterpolateRequest(Strict):
 class SampleRequest(Strict):
     model: str = Field(max_length=64)
     condition: Optional[str] = Field(None, max_length=64, description="e.g. metre=3/4,mode=minor (a kind left out is free)")
-    guidance: Optional[float] = Field(None, ge=0, le=20, description="classifier-free guidance scale (1 = plain conditional)")
+    guidance: Optional[Union[float, str]] = Field(None, description="classifier-free guidance: one scale (1 = plain "
+                                                  "conditional) or per kind, e.g. metre=1.5,mode=5")
+
+    @field_validator("guidance")
+    @classmethod
+    def _g(cls, v):
+        if isinstance(v, str) and len(v) > 64:
+            raise ValueError("at most 64 characters")
+        if isinstance(v, float) and not (math.isfinite(v) and 0 <= v <= 20):
+            raise ValueError("a guidance scale is a number from 0 to 20")
+        return v
     seed: Optional[int] = Field(None, ge=0, lt=2**31)
     tempo: float = Field(120.0, ge=TEMPO_RANGE[0], le=TEMPO_RANGE[1])
 
@@ -185,7 +196,7 @@ def sample(req: SampleRequest, request: Request):
     if not getattr(e.model, "label_kinds", None):
         raise HTTPException(422, f"model {e.name} was trained without condition labels")
     seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
-    guidance = req.guidance if req.guidance is not None else float(e.cfg.sample.get("guidance", 1.0))
+    guidance = req.guidance if req.guidance is not None else e.cfg.sample.get("guidance", 1.0)
     temperature = e.cfg.sample.get("temperature")
     with e.lock, torch.inference_mode():   # an unknown label is a TunesmithError: the app answers 422
         gen = torch.Generator(device="cpu").manual_seed(seed)

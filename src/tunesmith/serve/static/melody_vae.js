@@ -65,8 +65,8 @@
   function sample(fresh) {
     const m = st.model;
     if (fresh || st.seed === null) st.seed = Math.floor(Math.random() * 2147483647);
-    const body = {model: m.name, guidance: Number($("mv-guidance").value), seed: st.seed,
-                  tempo: Number($("tempo").value) || 120};
+    const scales = [...box.querySelectorAll("input[data-guidance]")].map((g) => `${g.dataset.guidance}=${g.value}`);
+    const body = {model: m.name, guidance: scales.join(","), seed: st.seed, tempo: Number($("tempo").value) || 120};
     const c = conditionValue();
     if (c) body.condition = c;
     send("/api/melody-vae/sample", body);
@@ -91,13 +91,19 @@
       lab.appendChild(sel);
       row.appendChild(lab);
     }
-    const g = slider("Guidance", "guidance", 0, 6, 0.5, m.vae_guidance || 1, () => sample(false));
-    g.title = "classifier-free guidance: 1 = plain conditional, higher follows the labels more strictly";
-    g.querySelector("input").id = "mv-guidance";
+    const gs = [];
+    for (const kind of Object.keys(m.vae_conditions)) {   // one guidance scale per kind
+      const w = (m.vae_guidance || {})[kind] || 1;
+      const g = slider(`Guidance (${kind})`, "guidance-" + kind, 0, 8, 0.5, w, () => sample(false));
+      g.title = "classifier-free guidance: 1 = plain conditional, higher follows the label more strictly";
+      const inp = g.querySelector("input");
+      inp.id = "mv-guidance-" + kind; inp.dataset.guidance = kind;
+      gs.push(g);
+    }
     const btn = document.createElement("button");
     btn.type = "button"; btn.id = "mv-sample"; btn.textContent = "New phrase";
     btn.onclick = () => sample(true);
-    row.append(g, btn);
+    row.append(...gs, btn);
     box.append(h, row);
   }
 
