@@ -163,8 +163,13 @@ def test_guidance_mixes_the_labelled_and_the_null_logits(cond_run):
         plain.generate(plain_codec(), 1, guidance=2.0)
 
 
-def test_guidance_per_kind_composes_the_label_sets_in_order(cond_run):
+def test_guidance_per_kind_composes_the_label_sets_in_order(cond_run, tmp_path):
+    from tunesmith.cli import main
     from tunesmith.training import load_run
+
+    assert main(["sample", str(cond_run), "--condition", "metre=3/4,mode=minor", "--set", "guidance=metre=2,mode=4",
+                 "--num", "1", "--temperature", "0.8", "--out", str(tmp_path / "g")]) == 0
+    assert len(list((tmp_path / "g").glob("*.mid"))) == 1
 
     m, c, _, _ = load_run(cond_run)
     assert m.guidance_scales("metre=1.5,mode=5") == [1.5, 5.0] and m.guidance_scales("mode=5") == [1.0, 5.0]

@@ -761,7 +761,7 @@ class MelodyVAE(TunesmithModel):
     @torch.no_grad()
     def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
                  attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None,
-                 guidance: float | str | dict = 1.0):
+                 guidance: str | float | dict = 1.0):
         """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
         included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
