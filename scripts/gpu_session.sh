@@ -41,8 +41,12 @@ cp benchmarks/results/*_"$DEV".json "$L/" 2>/dev/null
 # ---- phase 2: tests and training together
 P=$(( $(left) - ${MEASURE_S:-75} ))          # what phase 2 may take
 log "phase 2: ${P}s"
-( timeout -s TERM "$P" python3 -m pytest -m gpu tests/test_gpu.py $( [ "${XDIST:-6}" != 0 ] && echo "-n ${XDIST:-6}" ) -p no:cacheprovider -q -rfE \
-    --junitxml="$L/pytest_gpu.xml" >"$L/pytest_gpu.txt" 2>&1; log "pytest -m gpu rc=$?" ) &
+# -v: with xdist each result is printed as "[gwN] PASSED/FAILED test-id" when it finishes, so the names survive a
+# time-out (the first session's pytest was stopped before its summary: 12 F's without names); --tb=line keeps
+# every failure's one-line reason in the same log as it happens (-x would hide the others).
+( timeout -s TERM "$P" python3 -m pytest -m gpu tests/test_gpu.py $( [ "${XDIST:-6}" != 0 ] && echo "-n ${XDIST:-6}" ) \
+    -p no:cacheprovider -p no:benchmark -v --tb=line -rfE --junitxml="$L/pytest_gpu.xml" >"$L/pytest_gpu.txt" 2>&1
+  log "pytest -m gpu rc=$?" ) &
 TRAIN_S=$(( P - 15 ))
 ( timeout -s TERM "$TRAIN_S" python3 -m tunesmith.cli train configs/essen_transformer_cond_gpu.toml \
     --out runs/gpu/transformer --device "$DEV" --quiet >"$L/train_transformer.txt" 2>&1

@@ -28,6 +28,28 @@ def test_loss_falls_on_a_small_corpus(tiny_config, tmp_path):
     assert list((run / "tensorboard").iterdir())
 
 
+def test_train_rate_leaves_out_validation_and_checkpoints(tiny_config, tmp_path, monkeypatch):
+    """summary['train_steps_per_second'] (what benchmarks/bench_lstm.py compares with a bare loop) does not count
+    the time the loop spends validating and checkpointing; steps_per_second does."""
+    import time
+
+    from tunesmith.training.trainer import Trainer
+
+    slow = Trainer.validate
+
+    def validate(self):                   # each validation takes 0.3 s more
+        time.sleep(0.3)
+        return slow(self)
+
+    monkeypatch.setattr(Trainer, "validate", validate)
+    cfg = load_config(tiny_config)
+    cfg.train.checkpoint_every = cfg.train.val_every = 5
+    s = train(cfg, tmp_path / "r", device="cpu", max_steps=20, progress=False)
+    whole = 20 / s["steps_per_second"]
+    alone = 20 / s["train_steps_per_second"]
+    assert whole - alone >= 4 * 0.3   # the validations at steps 5, 10, 15 and 20 are left out
+
+
 def _weights(run):
     return load_file(str(run / "checkpoint" / "model.safetensors"))
 

@@ -400,6 +400,7 @@ class Trainer:
                    dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0, file=sys.stderr)
         self.model.train()
         stop_early, t0, start_step = False, time.time(), self.step
+        self.aside = 0.0   # seconds of the loop spent validating and checkpointing (not training)
         with StopSignals(announce=dd.main) as signals:
             try:
                 while self.step < self.total and not stop_early:
@@ -413,14 +414,18 @@ class Trainer:
                     epoch_done = self.stream.epoch != epoch_before
                     if (tc.val_every and self.step % tc.val_every == 0) or (not tc.val_every and epoch_done):
                         self.flush_logs(bar)
+                        ta = time.time()
                         self.last_val = self.validate() or self.last_val
+                        self.aside += time.time() - ta
                         if tc.early_stopping and self.stale >= tc.early_stopping:
                             _say(f"early stopping at step {self.step}: no validation improvement in {self.stale} "
                                  "checks", dd.main)
                             stop_early = True
                     if self.step % tc.checkpoint_every == 0 and self.step < self.total and not stop_early:
                         self.flush_logs(bar)
+                        ta = time.time()
                         self.checkpoint()
+                        self.aside += time.time() - ta
                 self.flush_logs(bar)
             except KeyboardInterrupt:   # a second Ctrl-C: abort without saving
                 bar.close()
@@ -446,6 +451,9 @@ class Trainer:
         self.checkpoint(self.last_val)
         summary: dict[str, Any] = {"steps": step, "seconds": round(loop_seconds, 2),
                                    "steps_per_second": round((step - start_step) / max(loop_seconds, 1e-9), 3),
+                                   # the training steps alone: the loop's validations and checkpoints left out
+                                   "train_steps_per_second": round((step - start_step) / max(
+                                       loop_seconds - getattr(self, "aside", 0.0), 1e-9), 3),
                                    "val": self.last_val, "data": self.bundle.stats,
                                    "checkpoint": str(out / "checkpoint")}
         if dd.enabled:
