@@ -42,6 +42,41 @@ def tiny_toml(name: str = "tiny_lstm", model: str = "melody_lstm", model_extra: 
 TINY_LSTM = tiny_toml()
 
 
+TINY_TF_TEMPLATE = """
+name = "tiny_tf"
+[data]
+encoding = "timestep"
+dataset = "essen-small"
+seq_len = 32
+val_fraction = 0.2
+delimiter_length = 4
+[model]
+name = "melody_transformer"
+d_model = 32
+layers = 2
+heads = 4
+ff = 64
+max_len = 32
+{model_extra}
+dropout = 0.0
+[train]
+epochs = 1
+batch_size = 8
+lr = 0.003
+log_every = 5
+checkpoint_every = 1000
+seed = 0
+num_threads = 1
+[sample]
+steps = {sample_steps}
+"""
+
+
+def tiny_tf_toml(sample_steps: int = 40, model_extra: str = "") -> str:
+    """The tiny Transformer config the tests train (2 layers of width 32 over 32-step windows of essen-small)."""
+    return TINY_TF_TEMPLATE.format(sample_steps=sample_steps, model_extra=model_extra)
+
+
 @pytest.fixture
 def tiny_config(tmp_path) -> Path:
     p = tmp_path / "tiny.toml"

@@ -5,6 +5,7 @@ import textwrap
 import pytest
 import torch
 
+from conftest import tiny_tf_toml
 from tunesmith.models.melody_transformer import MelodyTransformer, skew
 
 
@@ -115,34 +116,7 @@ def test_bad_settings_are_one_line_errors():
         tiny(max_len=8).logits(torch.zeros(1, 9, dtype=torch.long))
 
 
-TINY_TF = """
-name = "tiny_tf"
-[data]
-encoding = "timestep"
-dataset = "essen-small"
-seq_len = 32
-val_fraction = 0.2
-delimiter_length = 4
-[model]
-name = "melody_transformer"
-d_model = 32
-layers = 2
-heads = 4
-ff = 64
-max_len = 32
-prime_delimiters = 4
-dropout = 0.0
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.003
-log_every = 5
-checkpoint_every = 1000
-seed = 0
-num_threads = 1
-[sample]
-steps = 40
-"""
+TINY_TF = tiny_tf_toml(40, "prime_delimiters = 4")
 
 
 def test_training_lowers_the_loss_and_samples_decode(tmp_path):

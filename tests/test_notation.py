@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import tiny_tf_toml
 
 from tunesmith.data.corpora import load_corpus, parse_file
 from tunesmith.data.notes import Score
@@ -283,33 +284,7 @@ def test_cli_sample_format_abc(tiny_run, tmp_path, capsys):
     assert r.returncode == 0 and "--format" in r.stdout and "musicxml" in r.stdout
 
 
-TINY_TF = """
-name = "tiny_tf"
-[data]
-encoding = "timestep"
-dataset = "essen-small"
-seq_len = 32
-val_fraction = 0.2
-delimiter_length = 4
-[model]
-name = "melody_transformer"
-d_model = 32
-layers = 2
-heads = 4
-ff = 64
-max_len = 32
-dropout = 0.0
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.003
-log_every = 5
-checkpoint_every = 1000
-seed = 0
-num_threads = 1
-[sample]
-steps = 96
-"""
+TINY_TF = tiny_tf_toml(96)
 
 
 @pytest.fixture(scope="module")
