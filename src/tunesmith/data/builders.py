@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,6 @@ NSYNTH_MINI_FAMILIES: dict[str, tuple[int, str, int, int]] = {
 NSYNTH_MINI_PITCH_STEP = 2     # 12 pitches: low, low+2, ... low+22
 NSYNTH_MINI_PITCHES = 12
 NSYNTH_MINI_VELOCITIES = (50, 90, 127)
-NOTE_SECONDS, CLIP_SECONDS, SLOT_SECONDS, SAMPLE_RATE = 3.0, 4.0, 5.0, 16000
 
 BUILDABLE: dict[str, str] = {
     "nsynth-mini": "252 NSynth-style 4-s notes (7 families x 12 pitches x 3 velocities), FluidSynth-rendered",
@@ -147,8 +145,7 @@ def _find_tools() -> tuple[str, str]:
 def _build_nsynth_mini(d: Path, verbose: bool) -> Path:
     import soundfile as sf
 
-    from .midi import write_midi
-    from .notes import Score
+    from .nsynth_small import render_slots, slot_clip
 
     exe, sf2 = _find_tools()
     t0 = time.time()
@@ -158,26 +155,13 @@ def _build_nsynth_mini(d: Path, verbose: bool) -> Path:
     (tmp / "audio").mkdir(parents=True)
     examples: dict[str, dict] = {}
     note_id = 0
-    bpm = 60.0  # one beat = one second
+    from .nsynth_small import SAMPLE_RATE as sr  # 3 s notes in 5 s slots, 4 s clips, as nsynth-small
     for inst, (family, (fam_id, source, program, low)) in enumerate(NSYNTH_MINI_FAMILIES.items()):
         pitches = [low + NSYNTH_MINI_PITCH_STEP * i for i in range(NSYNTH_MINI_PITCHES)]
         slots = [(p, v) for p in pitches for v in NSYNTH_MINI_VELOCITIES]
-        notes = [(p, k * SLOT_SECONDS, NOTE_SECONDS, v) for k, (p, v) in enumerate(slots)]
-        score = Score.from_notes(notes, tempo=bpm, programs={0: program}, end=len(slots) * SLOT_SECONDS)
-        mid, wav = tmp / f"{family}.mid", tmp / f"{family}.wav"
-        write_midi(score, mid, tempo=bpm)
-        r = subprocess.run([exe, "-ni", "-q", "-g", "0.8", "-r", str(SAMPLE_RATE), "-F", str(wav), sf2, str(mid)],
-                           capture_output=True, text=True, timeout=300)
-        if r.returncode != 0 or not wav.exists():
-            raise TunesmithError(f"fluidsynth failed rendering {family}: {(r.stderr or r.stdout).strip()[:120]}")
-        x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
-        x = x.mean(axis=1)
-        clip = int(CLIP_SECONDS * sr)
+        x = render_slots(slots, program, exe, sf2, tmp, family, fluid_args=())
         for k, (p, v) in enumerate(slots):
-            a = int(round(k * SLOT_SECONDS * sr))
-            seg = np.zeros(clip, np.float32)
-            part = x[a:a + clip]
-            seg[:len(part)] = part
+            seg = slot_clip(x, k)
             peak = float(np.abs(seg).max())
             if peak > 0:  # NSynth clips are normalised per note
                 seg = seg / peak * 0.9
@@ -192,8 +176,6 @@ def _build_nsynth_mini(d: Path, verbose: bool) -> Path:
                 "gm_program": program,
             }
             note_id += 1
-        mid.unlink()
-        wav.unlink()
     (tmp / "examples.json").write_text(json.dumps(examples, indent=1))
     (tmp / "build.json").write_text(json.dumps({"version": BUILD_VERSION, "soundfont": sf2, "clips": len(examples),
                                                 "seconds": round(time.time() - t0, 2)}))

@@ -99,30 +99,39 @@ def find_tools() -> tuple[str, str]:
     return exe, sf2
 
 
-def _render_instrument(inst: dict, exe: str, sf2: str, work: Path) -> np.ndarray:
-    """All the instrument's notes, one every SLOT_SECONDS, as one mono float32 signal."""
+def render_slots(slots: list[tuple[int, int]], program: int, exe: str, sf2: str, work: Path, stem: str,
+                 transpose: int = 0, fluid_args: tuple[str, ...] = ("-R", "0", "-C", "0")) -> np.ndarray:
+    """One GM program playing each (pitch, velocity) of ``slots`` for NOTE_SECONDS, one every SLOT_SECONDS, rendered
+    by FluidSynth at SAMPLE_RATE; returns one mono float32 signal (cut by :func:`slot_clip`). nsynth-mini's builder
+    (data/builders.py) renders its families with this too, without reverb/chorus flags and transposition."""
     import soundfile as sf
 
     from .midi import write_midi
     from .notes import Score
 
-    slots = [(p, v) for p in inst["pitches"] for v in VELOCITIES]
-    up = TRANSPOSE.get(inst["program"], 0)
-    notes = [(p + up, k * SLOT_SECONDS, NOTE_SECONDS, v) for k, (p, v) in enumerate(slots)]
-    score = Score.from_notes(notes, tempo=60.0, programs={0: inst["program"]}, end=len(slots) * SLOT_SECONDS)
-    mid, wav = work / f"{inst['instrument_str']}.mid", work / f"{inst['instrument_str']}.wav"
+    notes = [(p + transpose, k * SLOT_SECONDS, NOTE_SECONDS, v) for k, (p, v) in enumerate(slots)]
+    score = Score.from_notes(notes, tempo=60.0, programs={0: program}, end=len(slots) * SLOT_SECONDS)
+    mid, wav = work / f"{stem}.mid", work / f"{stem}.wav"
     write_midi(score, mid, tempo=60.0)  # one beat = one second
-    r = subprocess.run([exe, "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.8", "-r", str(SAMPLE_RATE), "-F", str(wav),
+    r = subprocess.run([exe, "-ni", "-q", *fluid_args, "-g", "0.8", "-r", str(SAMPLE_RATE), "-F", str(wav),
                         sf2, str(mid)], capture_output=True, text=True, timeout=300)
     if r.returncode != 0 or not wav.exists():
-        raise TunesmithError(f"fluidsynth failed rendering {inst['instrument_str']}: "
-                             f"{(r.stderr or r.stdout).strip()[:120]}")
+        raise TunesmithError(f"fluidsynth failed rendering {stem}: {(r.stderr or r.stdout).strip()[:120]}")
     x, sr = sf.read(str(wav), dtype="float32", always_2d=True)
     mid.unlink()
     wav.unlink()
     if sr != SAMPLE_RATE:
         raise TunesmithError(f"fluidsynth wrote {sr} Hz instead of {SAMPLE_RATE}")
     return x.mean(axis=1)
+
+
+def slot_clip(x: np.ndarray, k: int) -> np.ndarray:
+    """The CLIP_SECONDS clip of slot ``k`` of a :func:`render_slots` signal, zero-padded at the end (not normalised)."""
+    a = int(round(k * SLOT_SECONDS * SAMPLE_RATE))
+    seg = np.zeros(int(CLIP_SECONDS * SAMPLE_RATE), np.float32)
+    part = x[a:a + len(seg)]
+    seg[:len(part)] = part
+    return seg
 
 
 def _cpu() -> float:
@@ -143,16 +152,13 @@ def build(d: Path, verbose: bool = True) -> Path:
     (tmp / "audio").mkdir(parents=True)
     examples: dict[str, dict] = {}
     insts = instruments()
-    clip = int(CLIP_SECONDS * SAMPLE_RATE)
     silent = []
     for k, inst in enumerate(insts):
-        x = _render_instrument(inst, exe, sf2, tmp)
         slots = [(p, v) for p in inst["pitches"] for v in VELOCITIES]
+        x = render_slots(slots, inst["program"], exe, sf2, tmp, inst["instrument_str"],
+                         transpose=TRANSPOSE.get(inst["program"], 0))
         for j, (p, v) in enumerate(slots):
-            a = int(round(j * SLOT_SECONDS * SAMPLE_RATE))
-            seg = np.zeros(clip, np.float32)
-            part = x[a:a + clip]
-            seg[:len(part)] = part
+            seg = slot_clip(x, j)
             peak = float(np.abs(seg).max())
             if peak < 1e-4:  # the soundfont has nothing there: leave the note out rather than train on silence
                 silent.append(f"{inst['instrument_str']}-{p:03d}-{v:03d}")
