@@ -37,7 +37,7 @@ def test_config_trains_resumes_and_samples_on_cuda(config, tmp_path):
     assert paths and all(p.stat().st_size > 0 for p in paths)
     kinds = {p.suffix for p in paths}
     assert ".wav" in kinds
-    if not cfg.data["encoding"].startswith(("waveform", "spectrogram")):
+    if not cfg.data["encoding"].startswith(("waveform", "spectrogram", "harmonic")):   # audio: WAV + PNG only
         assert ".mid" in kinds
 
 

@@ -151,7 +151,9 @@ class GANBase(TunesmithModel):
                 out["l2"] = pen.detach()
             with torch.no_grad():
                 dist, pair = diversity(self.discrete(fake.detach()))
-            out.update(loss=loss, distinct=torch.tensor(dist), pairwise=torch.tensor(pair))
+            # on the loss's device: the trainer stacks every logged value into one tensor (one host sync)
+            out.update(loss=loss, distinct=torch.tensor(dist, device=loss.device),
+                       pairwise=torch.tensor(pair, device=loss.device))
             return out
         raise TunesmithError(f"{type(self).__name__} is adversarial: forward takes mode 'critic' or 'generator'")
 

@@ -362,10 +362,12 @@ class MelodyLSTM(TunesmithModel):
         run = body
         if graph:
             try:
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
                 saved = (s_last.clone(), [x.clone() for x in s_h], [x.clone() for x in s_c])
                 s_noise.fill_(1.0)
+                side = torch.cuda.Stream()
+                # after the clones and the fill are queued: the warm-up must not overwrite the state before
+                # it is saved, nor read s_noise before it is filled (torch.empty: garbage, log -> NaN)
+                side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
                     body()                              # warm-up outside the capture
                 torch.cuda.current_stream().wait_stream(side)

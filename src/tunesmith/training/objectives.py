@@ -69,7 +69,7 @@ class Objective:
             with self.autocast(device):
                 out = model(batch, mode="loss", step=step)
             for k, v in out.items():
-                v = (v.detach().double() if torch.is_tensor(v) else torch.tensor(float(v), dtype=torch.float64,
+                v = (v.detach().double().to(device) if torch.is_tensor(v) else torch.tensor(float(v), dtype=torch.float64,
                                                                                  device=device)) * len(idx)
                 sums[k] = sums[k] + v if k in sums else v
             n += len(idx)

@@ -325,7 +325,9 @@ class Trainer:
         for k, v in logs.items():
             if v is None:
                 continue
-            v = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v), device=self.dev)
+            # a metric a model made on the CPU joins the others on the device (flush_logs stacks them all)
+            v = v.detach().float().to(self.dev, non_blocking=True) if torch.is_tensor(v) \
+                else torch.tensor(float(v), device=self.dev)
             self.acc[k] = self.acc[k] + v if k in self.acc else v
         loss = logs["loss"].detach() if torch.is_tensor(logs["loss"]) else torch.tensor(float(logs["loss"]))
         loss = loss.to(self.dev)

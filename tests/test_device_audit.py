@@ -1,0 +1,107 @@
+"""CUDA device bugs found without a GPU: tests/simcuda.py simulates a cuda device on the CPU (tensors that
+report cuda and refuse to meet CPU tensors as CUDA kernels do), so the code paths `pytest -m gpu` runs --
+training steps, logging, checkpoints, sampling -- run here and fail where they would fail on a GPU.
+
+Each test below failed before its fix. `python -m pytest tests/test_device_audit.py -m slow` also runs every
+config of configs/ through test_gpu.py's body (train 3 steps, resume to 5, load on CPU, sample) on the
+simulated device."""
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import FixedBatches, tiny_toml
+from simcuda import DeviceMismatch, sim_cuda
+
+from tunesmith.config import TrainConfig
+from tunesmith.models import build_model
+from tunesmith.training.objectives import make_objective
+
+torch.set_num_threads(1)
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+
+
+# ---------------------------------------------------------------- the simulator itself catches what CUDA refuses
+def test_simulated_cuda_refuses_what_cuda_refuses():
+    with sim_cuda():
+        x = torch.randn(4, 3, device="cuda")
+        with pytest.raises(DeviceMismatch):
+            x + torch.ones(3)                                  # a CPU tensor with dimensions
+        with pytest.raises(DeviceMismatch):
+            torch.stack([x.sum(), torch.tensor(1.0)])          # cat/stack refuse even a CPU scalar
+        with pytest.raises(TypeError):
+            x.numpy()
+        with pytest.raises(DeviceMismatch):
+            torch.multinomial(torch.ones(2, 5, device="cuda"), 1, generator=torch.Generator().manual_seed(0))
+        # what CUDA allows: CPU scalars in pointwise ops, CPU indices, explicit copies
+        y = (x * torch.tensor(2.0))[torch.tensor([0, 2])].cpu()
+        assert y.shape == (2, 3) and y.device.type == "cpu"
+        assert torch.multinomial(torch.ones(2, 5, device="cuda"), 1,
+                                 generator=torch.Generator(device="cuda").manual_seed(0)).shape == (2, 1)
+
+
+def test_simulated_cuda_trains_an_lstm_like_the_cpu():
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(3, 5, batch_first=True)
+    x = torch.randn(2, 4, 3)
+    ref(x)[0].sum().backward()
+    with sim_cuda():
+        m = torch.nn.LSTM(3, 5, batch_first=True)
+        m.load_state_dict(ref.state_dict())
+        m = m.to("cuda")
+        m(x.to("cuda"))[0].sum().backward()
+        g = m.weight_ih_l0.grad.cpu()
+    assert torch.allclose(g, ref.weight_ih_l0.grad, atol=1e-6)
+
+
+# ---------------------------------------------------------------- GANs: logged metrics made on the CPU
+GANS = {
+    "gan_dense": ({"vocab_size": 20, "seq_len": 100}, dict(latent_dim=16, gen_hidden=[8, 8, 8], disc_hidden=8,
+                                                        disc_dense=[8, 8, 8]),
+                  lambda g: {"tokens": torch.randint(0, 20, (4, 100), generator=g)}),
+    "lstm_gan": ({"seq_len": 100}, dict(latent_dim=4, hidden=8), lambda g: {"tuples": torch.randn(4, 100, 3, generator=g)}),
+    "gan_onehot": ({"vocab_size": 20, "seq_len": 100}, dict(latent_dim=8, channels=8),
+                   lambda g: {"tokens": torch.randint(0, 20, (4, 100), generator=g)}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GANS))
+def test_gan_logs_stay_on_the_models_device(name):
+    """gan_base logged `distinct`/`pairwise` as CPU tensors; the trainer stacks every logged value into one
+    tensor per flush, which CUDA refuses (every GAN config failed `pytest -m gpu` at its first flush)."""
+    info, kw, batch = GANS[name]
+    torch.manual_seed(0)
+    with sim_cuda():
+        m = build_model(name, info, **kw).to("cuda")
+        obj = make_objective(m, TrainConfig(lr=1e-3))
+        b = {k: v.to("cuda") for k, v in batch(torch.Generator().manual_seed(1)).items()}
+        logs = obj.step(m, m, FixedBatches(b), 0, torch.device("cuda"))
+        vals = [v.detach().float() for v in logs.values() if torch.is_tensor(v)]
+        assert {str(v.device) for v in vals} == {str(m.device)}
+        assert np.isfinite(torch.stack(vals).tolist()).all()
+
+
+def _tiny_run_config(tmp_path, name="tiny_lstm", model="melody_lstm", model_extra="hidden = 16\ndropout = 0.0",
+                     data_extra=""):
+    p = tmp_path / f"{name}.toml"
+    p.write_text(textwrap.dedent(tiny_toml(name, model, model_extra, data_extra)))
+    return p
+
+
+def test_trainer_moves_a_cpu_metric_to_the_device(tmp_path, monkeypatch):
+    """Any model that logs a metric made on the CPU (a float wrapped in torch.tensor) still trains on a GPU:
+    the trainer and the validation pass move logged values to the device before stacking them."""
+    from tunesmith.models.melody_lstm import MelodyLSTM
+    from tunesmith.training import train
+
+    forward = MelodyLSTM.forward
+
+    def with_cpu_metric(self, batch, mode="loss", step=0):
+        out = forward(self, batch, mode=mode, step=step)
+        return {**out, "cpu_metric": torch.tensor(1.5)}
+
+    monkeypatch.setattr(MelodyLSTM, "forward", with_cpu_metric)
+    with sim_cuda():
+        s = train(_tiny_run_config(tmp_path), tmp_path / "run", device="cuda", max_steps=2, progress=False)
+    assert s["steps"] == 2 and s["val"]["cpu_metric"] == pytest.approx(1.5)
