@@ -107,6 +107,25 @@ def test_greedy_sampling_with_the_cache_equals_rerunning_the_context():
     assert g1 == g2
 
 
+def test_a_sample_never_ends_before_its_first_symbol(tiny_run):
+    """'/' (the end of a song) cannot be the first generated symbol: with its logit far above the others, every
+    sample of the Transformer and of the LSTM still holds one symbol (then ends). Before the fix: empty pieces."""
+    from tunesmith.training import load_run
+
+    m = tiny(max_len=32)
+    lstm, lstm_codec, _, _ = load_run(tiny_run)
+    with torch.no_grad():
+        m.head.bias[0] = 50.0
+        lstm.head.bias[lstm.delimiter_id] = 50.0
+    for model, rows in ((m, m.sample_ids(_Codec(), 4, steps=6, generator=torch.Generator().manual_seed(0))),
+                        (m, m.sample_ids_window(_Codec(), 4, steps=6, generator=torch.Generator().manual_seed(0))),
+                        (lstm, lstm.sample_ids(lstm_codec, 4, steps=6, generator=torch.Generator().manual_seed(0))),
+                        (lstm, lstm.sample_ids_window(lstm_codec, 4, steps=6,
+                                                      generator=torch.Generator().manual_seed(0)))):
+        assert all(len(r) == 1 and model.delimiter_id not in r for r in rows), rows
+    assert all(len(r) == 3 for r in m.sample_ids(_Codec(), 2, primer="60 _", top_k=1, steps=6))
+
+
 def test_bad_settings_are_one_line_errors():
     from tunesmith.errors import TunesmithError
 

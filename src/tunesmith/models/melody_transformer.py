@@ -251,6 +251,7 @@ class MelodyTransformer(TunesmithModel):
         if self.cond is not None:
             last_slots, since_last = slots[:, -1], self.cond.since(start)[:, -1]
         last = guided(logits[:, -1], n, guidance, mask) if mask is not None else logits[:, -1]
+        last = MelodyLSTM.not_the_end(self, last)
         out = torch.empty(n, steps, dtype=torch.long, device=self.device)
         for t in range(steps):
             nxt = MelodyLSTM.pick(last, temperature, top_k, generator)
@@ -282,11 +283,13 @@ class MelodyTransformer(TunesmithModel):
         seq = self._primed(n, primer_ids, labels)
         mask = self.cond.label_ids if self.cond is not None else None
         gen = []
-        for _ in range(steps):
+        for t in range(steps):
             slots = self.cond.slots(seq)[:, -self.max_len:] if self.cond is not None else None
             last = self.logits(seq[:, -self.max_len:], slots=slots)[:, -1]
             if mask is not None:
                 last = guided(last, n, 1.0, mask)
+            if t == 0:
+                last = MelodyLSTM.not_the_end(self, last)
             nxt = MelodyLSTM.pick(last, temperature, top_k, generator)
             gen.append(nxt)
             seq = torch.cat([seq, nxt[:, None]], 1)
