@@ -105,3 +105,26 @@ def test_trainer_moves_a_cpu_metric_to_the_device(tmp_path, monkeypatch):
     with sim_cuda():
         s = train(_tiny_run_config(tmp_path), tmp_path / "run", device="cuda", max_steps=2, progress=False)
     assert s["steps"] == 2 and s["val"]["cpu_metric"] == pytest.approx(1.5)
+
+
+# ---------------------------------------------------------------- cuDNN: no double backward through an RNN
+def test_gradient_penalty_of_an_lstm_critic_runs_without_cudnn():
+    """WGAN-GP differentiates the critic's input gradient; cuDNN RNNs have no double backward, so on a GPU
+    gan_tuples_wgangp (an LSTM critic) failed in its first critic step. The penalty pass of an RNN critic
+    now runs with cuDNN off (the simulator has no cuDNN: this checks the flag seen inside the critic's LSTM)."""
+    info, kw, batch = GANS["lstm_gan"]
+    torch.manual_seed(0)
+    m = build_model("lstm_gan", info, **kw, loss="wgan-gp")
+    seen = []
+    lstm_forward = type(m.critic.lstm).forward
+
+    def spy(self, *a, **k):
+        seen.append(torch.backends.cudnn.enabled)
+        return lstm_forward(self, *a, **k)
+
+    m.critic.lstm.forward = spy.__get__(m.critic.lstm)
+    with torch.backends.cudnn.flags(enabled=True):
+        out = m(batch(torch.Generator().manual_seed(1)), mode="critic")
+        out["loss"].backward()                       # the double backward of the penalty
+    assert seen == [True, True, False]               # real and fake scores on cuDNN, the penalty pass without
+    assert torch.isfinite(out["gp"])

@@ -15,6 +15,7 @@ rolls) and appends the same indicators to ``RUN/gan_diversity.csv``.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, generator=N
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     norm = g.flatten(1).norm(2, dim=1)
     return ((norm - 1) ** 2).mean(), norm.mean()
+
+
+def without_cudnn_rnn(module: nn.Module):
+    """cuDNN's RNN kernels have no double backward, and the gradient penalty differentiates the critic's input
+    gradient: a critic with an LSTM/GRU (lstm_gan, gan_dense) runs that pass on PyTorch's own RNN kernels
+    ("the derivative for '_cudnn_rnn_backward' is not implemented" on a GPU otherwise). Convolutional critics
+    keep cuDNN."""
+    if any(isinstance(m, nn.RNNBase) for m in module.modules()):
+        return torch.backends.cudnn.flags(enabled=False)
+    return contextlib.nullcontext()
 
 
 def kernel_l2(module: nn.Module) -> torch.Tensor:
@@ -128,7 +139,8 @@ class GANBase(TunesmithModel):
                 out["wasserstein"] = w.detach()
             out["adv"] = loss.detach()
             if self.loss_kind == "wgan-gp":
-                gp, gnorm = gradient_penalty(self.critic_score, real, fake)
+                with without_cudnn_rnn(self.critic):
+                    gp, gnorm = gradient_penalty(self.critic_score, real, fake)
                 loss = loss + self.gp_weight * gp
                 out["gp"], out["input_grad_norm"] = gp.detach(), gnorm.detach()
             if self.l2:
