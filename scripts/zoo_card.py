@@ -64,7 +64,9 @@ CARDS = {
             "earlier phrases are forgotten.",
             "Its samples without --condition (null labels, temperature 0.9) are further from the held-out songs than "
             "those of the earlier CPU-trained model: mean overlap {mean_overlap} against 0.940 (the Essen LSTM: "
-            "0.941), although its likelihood without labels is better (0.684 against 0.810); not investigated.",
+            "0.941), although its likelihood without labels is better (0.684 against 0.810): its tunes' lengths spread "
+            "wider (number of notes: standard deviation 35 against 18 for the held-out songs; the feature's overlap "
+            "0.77 against 0.89).",
             "Same vocabulary limits as the Essen LSTM: C major / A minor, MIDI 48-79, durations from a 16th to a whole note.",
         ],
         "figure_notes": "score_*: `tunesmith score zoo:essen-transformer essen-erk:val` (every held-out song scored on "
