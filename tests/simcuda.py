@@ -17,6 +17,7 @@ computed here with plain operations. Used by tests/test_device_audit.py and scri
 from __future__ import annotations
 
 import contextlib
+import warnings
 from unittest import mock
 
 import torch
@@ -324,7 +325,22 @@ def sim_cuda():
         mock.patch("torch.cuda.CUDAGraph", _NoGraph),
         mock.patch("torch.Generator", SimGenerator),
     ]
+    apply = torch.nn.Module._apply
+
+    def _apply(self, fn, recurse=True):
+        """Module.to keeps each Parameter object (tied weights stay tied, as `param.data = ...` does on a
+        GPU): swap the tensors in place (load_state_dict keeps its copy_)."""
+        swap = torch.__future__.get_swap_module_params_on_conversion()
+        torch.__future__.set_swap_module_params_on_conversion(True)
+        try:
+            return apply(self, fn, recurse)
+        finally:
+            torch.__future__.set_swap_module_params_on_conversion(swap)
+
+    patches.append(mock.patch.object(torch.nn.Module, "_apply", _apply))
     with contextlib.ExitStack() as st:
+        st.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message=".*copying from a non-meta parameter.*")
         for p in patches:
             st.enter_context(p)
         st.enter_context(mode)

@@ -128,3 +128,66 @@ def test_gradient_penalty_of_an_lstm_critic_runs_without_cudnn():
         out["loss"].backward()                       # the double backward of the penalty
     assert seen == [True, True, False]               # real and fake scores on cuDNN, the penalty pass without
     assert torch.isfinite(out["gp"])
+
+
+# ---------------------------------------------------------------- whole runs on the simulated device
+def sim_run(cfg_path, tmp_path, max_steps=2, **sample_opts):
+    """test_gpu.py's body, short: train on the simulated cuda device (checkpoint hooks included), load the
+    checkpoint on the CPU (every tensor equal), sample on the simulated device."""
+    from safetensors.torch import load_file
+
+    from tunesmith.config import load_config
+    from tunesmith.sampling.generate import sample_run
+    from tunesmith.training import load_run, train
+
+    cfg = load_config(cfg_path)
+    run = tmp_path / "run"
+    with sim_cuda():
+        s = train(cfg, run, device="cuda", max_steps=max_steps, progress=False)
+    w = load_file(str(run / "checkpoint" / "model.safetensors"))
+    model, *_ = load_run(run, "cpu")
+    for k, v in model.state_dict().items():
+        assert torch.equal(w[k], v), k
+    with sim_cuda():
+        paths = sample_run(run, tmp_path / "out", seed=0, device="cuda", **sample_opts)
+    assert paths and all(p.stat().st_size > 0 for p in paths)
+    return s
+
+
+def test_conditioned_melody_vae_checkpoints_on_cuda(tmp_path):
+    """encode_items (the slider fit at every checkpoint) passed the phrases' CPU labels to label_slots, whose
+    torch.where met the model's cuda buffers: melody_vae_4bar_cond(_adv) failed at their first checkpoint."""
+    from test_melody_vae_cond import TINY_COND
+
+    p = tmp_path / "tiny_cond.toml"
+    p.write_text(textwrap.dedent(TINY_COND))
+    sim_run(p, tmp_path, num=2, condition="metre=3/4,mode=minor")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_config_runs_on_the_simulated_gpu(config, tmp_path):
+    """Every config through test_gpu.py's body (3 steps, checkpoint at 2, resume to 5, CPU reload, sampling)
+    on the simulated device, with batches of at most 16 (what is checked is devices, not learning)."""
+    from safetensors.torch import load_file
+
+    from tunesmith.config import load_config
+    from tunesmith.sampling.generate import sample_run
+    from tunesmith.training import load_run, train
+
+    def cfg():
+        c = load_config(config)
+        c.train.checkpoint_every, c.train.batch_size = 2, min(c.train.batch_size, 16)
+        return c
+
+    run = tmp_path / "run"
+    with sim_cuda():
+        train(cfg(), run, device="cuda", max_steps=3, progress=False)
+        assert train(cfg(), run, device="cuda", max_steps=5, resume=True, progress=False)["steps"] == 5
+    w = load_file(str(run / "checkpoint" / "model.safetensors"))
+    model, *_ = load_run(run, "cpu")
+    for k, v in model.state_dict().items():
+        assert torch.equal(w[k], v), k
+    with sim_cuda():
+        paths = sample_run(run, tmp_path / "out", num=1, wav=True, seed=0, device="cuda")
+    assert paths and all(p.stat().st_size > 0 for p in paths)

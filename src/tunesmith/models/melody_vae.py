@@ -622,7 +622,8 @@ class MelodyVAE(TunesmithModel):
             bt = data.batch(idx[i:i + batch_size])
             b, y = bt["tokens"].to(self.device), None
             if self.label_kinds:  # the phrases' own labels
-                y = self.label_vector(self.label_slots(bt.get("labels"), len(b)).to(self.device))
+                lab = bt.get("labels")   # on the model's device before label_slots' where() (CUDA refuses a mix)
+                y = self.label_vector(self.label_slots(None if lab is None else lab.to(self.device), len(b)))
             codes.append(self.encode(b, y)[0].float().cpu())
             ids.append(b.cpu())
         return torch.cat(codes).numpy(), torch.cat(ids).numpy()
