@@ -191,3 +191,23 @@ def test_config_runs_on_the_simulated_gpu(config, tmp_path):
     with sim_cuda():
         paths = sample_run(run, tmp_path / "out", num=1, wav=True, seed=0, device="cuda")
     assert paths and all(p.stat().st_size > 0 for p in paths)
+
+
+def test_deterministic_training_on_cuda_fixes_the_cublas_workspace(tmp_path, monkeypatch):
+    """train.deterministic on a GPU: torch.use_deterministic_algorithms alone leaves cuBLAS nondeterministic
+    (with warn_only it only warns) unless CUBLAS_WORKSPACE_CONFIG is set before cuBLAS first runs; the trainer
+    sets it (unless the user did) when it trains on CUDA."""
+    from tunesmith.config import load_config
+    from tunesmith.training import train
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cfg = load_config(_tiny_run_config(tmp_path))
+    cfg.train.deterministic = True
+    try:
+        with sim_cuda():
+            train(cfg, tmp_path / "run", device="cuda", max_steps=1, progress=False)
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+    import os
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == ":4096:8"

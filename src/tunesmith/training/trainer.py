@@ -224,6 +224,9 @@ class Trainer:
         if tc.num_threads:
             torch.set_num_threads(tc.num_threads)
         if tc.deterministic:
+            if self.dev.type == "cuda":   # cuBLAS is deterministic only with a fixed workspace, set before its first use
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.benchmark = False
             torch.use_deterministic_algorithms(True, warn_only=True)
         out = self.out
         if out.exists() and not out.is_dir():
