@@ -27,6 +27,11 @@ case "$NAME" in
     tunesmith train configs/melody_vae_4bar.toml --out "$RUN" --device cpu --quiet
     python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar.toml
     ;;
+  melody-vae-4bar-cond)
+    # issue 16: the melody VAE with metre/mode labels, a label adversary and guidance per kind (docs/conditioning.md)
+    tunesmith train configs/melody_vae_4bar_cond_adv8.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar_cond_adv8.toml
+    ;;
   chorale-harmonizer)
     # Coconet-style harmoniser (issue 15): docs/chorales.md
     tunesmith train configs/chorale_coconet.toml --out "$RUN" --device cpu --quiet
@@ -45,7 +50,7 @@ case "$NAME" in
     python scripts/zoo_card.py "$NAME" "$RUN" configs/audio_cvae_pitch.toml
     ;;
   *)
-    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, chorale-harmonizer, audio-cvae, essen-gan-rhythm" >&2
+    echo "unknown zoo model '$NAME'; known: essen-lstm, essen-transformer, melody-vae-4bar, melody-vae-4bar-cond, chorale-harmonizer, audio-cvae, essen-gan-rhythm" >&2
     exit 2
     ;;
 esac
