@@ -94,6 +94,7 @@ def _dev(t) -> str:
 
 MIXED_OK = {aten.copy_.default, aten._to_copy.default, aten._copy_from.default, aten._copy_from_and_resize.default,
             aten._foreach_copy_.default, aten.set_.source_Tensor, aten.lift_fresh.default, aten.detach.default}
+META_INPLACE = {"transpose_", "t_", "squeeze_", "unsqueeze_", "as_strided_", "swapdims_", "swapaxes_", "resize_"}
 INDEX_OPS = {aten.index.Tensor, aten.index_put_.default, aten.index_put.default, aten._index_put_impl_.default,
              aten._unsafe_index.Tensor, aten._unsafe_index_put.default}
 
@@ -183,6 +184,9 @@ class SimCudaMode(TorchDispatchMode):
                 and schema.returns[0].alias_info.is_write:    # in-place / out=: return the very tensor written
             if "out" in kwargs:
                 return kwargs["out"]
+            if func.overloadpacket.__name__ in META_INPLACE and isinstance(args[0], SimTensor):
+                with torch._C._DisableTorchDispatch():   # the wrapper's own sizes/strides: the meta kernel
+                    func(*args, **kwargs)
             return args[0]
         if not out_sim:
             return out
