@@ -343,3 +343,46 @@ def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
 
     with LiveServer(create_app(page_runs)) as srv:
         asyncio.run(main(srv.url))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
+@pytest.mark.skipif("melody-vae-4bar-cond" not in __import__("tunesmith.zoo").zoo.names(),
+                    reason="zoo:melody-vae-4bar-cond is not installed")
+def test_the_zoo_vae_page_starts_from_its_guidance_per_kind_and_writes_the_asked_mode():
+    import asyncio
+    import json
+
+    from playwright.async_api import async_playwright
+    from test_browser import ARGS, S, SETTLED
+    from test_serve import LiveServer
+
+    from tunesmith.serve.app import create_app
+
+    async def main(url):
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = await (await browser.new_context(viewport={"width": 1280, "height": 1000}, bypass_csp=True)).new_page()
+            problems, bodies = [], []
+            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+            page.on("request", lambda r: bodies.append(json.loads(r.post_data))
+                    if r.url.endswith("/api/melody-vae/sample") else None)
+            try:
+                await page.goto(url)
+                await page.wait_for_function(SETTLED, timeout=60_000)
+                await page.wait_for_selector("#mv-cond-mode", timeout=60_000)
+                # the run's [sample] guidance (metre 1.5, mode 12) is where the sliders start
+                assert await page.locator("#mv-guidance-metre").input_value() == "1.5"
+                assert await page.locator("#mv-guidance-mode").input_value() == "12"
+                v = await page.evaluate(f"{S}.version")
+                await page.select_option("#mv-cond-mode", "minor")
+                await page.wait_for_function(f"{S}.version > {v}", timeout=60_000)
+                assert bodies[-1] == {**bodies[-1], "condition": "mode=minor", "guidance": "metre=1.5,mode=12"}
+                piece = await page.evaluate(f"{S}.piece")
+                assert piece["notes"] and piece["melodyVae"] > 0
+                assert problems == []
+            finally:
+                await browser.close()
+
+    with LiveServer(create_app(["zoo:melody-vae-4bar-cond"])) as srv:
+        asyncio.run(main(srv.url))

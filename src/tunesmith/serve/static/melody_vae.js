@@ -94,7 +94,7 @@
     const gs = [];
     for (const kind of Object.keys(m.vae_conditions)) {   // one guidance scale per kind
       const w = (m.vae_guidance || {})[kind] || 1;
-      const g = slider(`Guidance (${kind})`, "guidance-" + kind, 0, 8, 0.5, w, () => sample(false));
+      const g = slider(`Guidance (${kind})`, "guidance-" + kind, 0, 20, 0.5, w, () => sample(false));
       g.title = "classifier-free guidance: 1 = plain conditional, higher follows the label more strictly";
       const inp = g.querySelector("input");
       inp.id = "mv-guidance-" + kind; inp.dataset.guidance = kind;
