@@ -1,7 +1,8 @@
 """A simulated CUDA device for CPU-only machines: ``with sim_cuda(): ...`` makes ``device="cuda"`` work.
 
-Tensors "on cuda" are wrapper tensors (``SimTensor``) whose ``.device`` says ``cuda:0`` and whose data live in a
-real CPU tensor, so whole training runs, checkpoints and sampling loops run (``.item()``, ``multinomial`` and
+Tensors "on cuda" are wrapper tensors (``SimTensor``) whose data live in a real CPU tensor and whose ``.device``
+is ``meta`` (autograd needs a device guard, which a CPU-only build has for meta, not for cuda; every "meta" or
+"cuda" device the code asks for means the simulated GPU, and ``torch.cuda.is_available()`` is True inside), so whole training runs, checkpoints and sampling loops run (``.item()``, ``multinomial`` and
 ``.tolist()`` included) -- and every operation first checks devices the way CUDA kernels do:
 
 * a CPU tensor with dimensions meeting a cuda tensor in one op raises (0-dim CPU tensors are allowed only in
@@ -10,9 +11,10 @@ real CPU tensor, so whole training runs, checkpoints and sampling loops run (``.
 * ``.numpy()`` / ``np.asarray`` of a cuda tensor raises (no host memory behind it);
 * a CPU ``torch.Generator`` used for a cuda random op (or a cuda one for a CPU op) raises.
 
-Not simulated: CUDA graphs and streams (``torch.cuda.graph`` raises), cuDNN, real numerics of CUDA kernels. The
-CUDA-only kernels that CPU-device dispatch would not reach (the fused LSTM cell, the SDPA backend choice) are
-computed here with plain operations. Used by tests/test_device_audit.py and scripts that audit every config.
+Not simulated: CUDA graphs and streams (``torch.cuda.CUDAGraph`` raises), cuDNN, the numerics of CUDA kernels,
+``x.device.type == "cuda"`` branches (the device type reads "meta"). Where ATen has a meta-only path (one_hot,
+the SDPA backend choice) or a Python binding needs a CUDA device guard (indexing, ``.to``, ``torch.tensor``),
+the same result is computed with plain operations. Used by tests/test_device_audit.py.
 """
 from __future__ import annotations
 
@@ -99,28 +101,6 @@ INDEX_OPS = {aten.index.Tensor, aten.index_put_.default, aten.index_put.default,
              aten._unsafe_index.Tensor, aten._unsafe_index_put.default}
 
 
-def _lstm_cell(igates, hgates, cx, b_ih=None, b_hh=None):
-    g = igates + hgates
-    if b_ih is not None:
-        g = g + b_ih
-    if b_hh is not None:
-        g = g + b_hh
-    i, f, c, o = g.chunk(4, 1)
-    i, f, c, o = i.sigmoid(), f.sigmoid(), c.tanh(), o.sigmoid()
-    cy = f * cx + i * c
-    hy = o * cy.tanh()
-    return hy, cy, torch.cat([i, f, c, o], 1)
-
-
-def _lstm_cell_backward(grad_hy, grad_cy, cx, cy, ws, has_bias):
-    i, f, c, o = ws.chunk(4, 1)
-    tcy = cy.tanh()
-    gh = grad_hy if grad_hy is not None else torch.zeros_like(cy)
-    gc = (grad_cy if grad_cy is not None else torch.zeros_like(cy)) + gh * o * (1 - tcy * tcy)
-    gates = torch.cat([gc * c * i * (1 - i), gc * cx * f * (1 - f), gc * i * (1 - c * c), gh * tcy * o * (1 - o)], 1)
-    return gates, gc * f, (gates.sum(0) if has_bias else None)
-
-
 class SimCudaMode(TorchDispatchMode):
     def __init__(self):
         super().__init__()
@@ -144,13 +124,6 @@ class SimCudaMode(TorchDispatchMode):
 
         if func is aten._fused_sdp_choice.default:
             return int(torch.nn.attention.SDPBackend.MATH.value) if hasattr(torch.nn.attention.SDPBackend.MATH, "value") else 0
-        if func is aten._thnn_fused_lstm_cell.default:
-            out = _lstm_cell(*[t.elem if isinstance(t, SimTensor) else t for t in args])
-            return tuple(SimTensor(t) for t in out)
-        if func is aten._thnn_fused_lstm_cell_backward_impl.default:
-            out = _lstm_cell_backward(*[t.elem if isinstance(t, SimTensor) else t for t in args])
-            return tuple(SimTensor(t) if t is not None else None for t in out)
-
         if func in (aten._to_copy.default,):
             out_sim = to_cuda or (bool(sims) and dev is None)
         elif func in MIXED_OK:
