@@ -211,3 +211,14 @@ def test_deterministic_training_on_cuda_fixes_the_cublas_workspace(tmp_path, mon
         torch.use_deterministic_algorithms(False)
     import os
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == ":4096:8"
+
+
+@pytest.mark.parametrize("model,extra", [("melody_lstm", "hidden = 16\ndropout = 0.0\nlabel_dropout = 0.2"),
+                                         ("melody_transformer", "d_model = 16\nlayers = 1\nheads = 2\nff = 32\n"
+                                                                "max_len = 32\nlabel_dropout = 0.2")])
+def test_conditioned_melody_models_sample_with_guidance_on_cuda(model, extra, tmp_path):
+    """Sampling options test_gpu.py does not use (a condition, classifier-free guidance, a primer) on the
+    simulated device: no CPU tensor meets the model's, no CPU generator draws for it."""
+    p = _tiny_run_config(tmp_path, f"tiny_{model}", model, extra, 'condition = ["metre", "mode"]')
+    sim_run(p, tmp_path, num=2, condition="metre=3/4,mode=minor", guidance=2.0, primer="60 _ 62 _",
+            steps=40)
