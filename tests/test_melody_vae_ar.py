@@ -167,3 +167,29 @@ def test_attr_code_dropout_decodes_some_items_from_the_attribute_dimensions_alon
     assert torch.allclose(seen[-1].detach(), mu.detach())                 # never at evaluation
     with pytest.raises(TunesmithError, match="needs model.attr_reg"):
         MelodyVAE(len(VOCAB), attr_code_dropout=0.1, vocab=VOCAB)
+
+
+def test_gpu_sweep_variant_config_changes_only_the_named_keys(tmp_path):
+    # scripts/melody_vae_gpu_sweep.py writes one config per variant by replacing `key = value` lines
+    import importlib.util
+    from pathlib import Path
+
+    from tunesmith.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("sweep", root / "scripts" / "melody_vae_gpu_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    base_path = root / "configs" / "melody_vae_4bar_ar_lrdecay.toml"
+    text = sweep.variant_config(base_path.read_text(), "v_test", {"free_bits": "192.0", "attr_code_dropout": "0.2",
+                                                                  "lr_decay_every": "18000"})
+    (tmp_path / "v.toml").write_text(text)
+    cfg, base = load_config(tmp_path / "v.toml"), load_config(base_path)
+    assert cfg.name == "v_test" and cfg.model["name"] == "melody_vae"   # only the first `name =` line changes
+    assert cfg.model["free_bits"] == 192.0 and cfg.model["attr_code_dropout"] == 0.2
+    assert cfg.train.lr_decay_every == 18000
+    others = {k: v for k, v in cfg.model.items() if k not in ("free_bits", "attr_code_dropout")}
+    assert others == {k: v for k, v in base.model.items() if k not in ("free_bits", "attr_code_dropout")}
+    assert cfg.data == base.data and cfg.train.max_steps == base.train.max_steps
+    with pytest.raises(SystemExit, match="occurs 0 times"):
+        sweep.variant_config(base_path.read_text(), "v", {"no_such_key": "1"})
