@@ -289,14 +289,14 @@ def test_the_page_api_lists_the_vae_labels_and_samples_with_them(page_runs):
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
-def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
+def on_vae_page(runs, check, timeout_ms: int = 30_000) -> None:
+    """Serve ``runs``, open the page in chromium until its melody-VAE condition block is there, and run ``await
+    check(page, bodies)`` (``bodies``: every /api/melody-vae/sample request's JSON so far); no page error allowed."""
     import asyncio
     import json
 
     from playwright.async_api import async_playwright
-    from test_browser import ARGS, S, SETTLED
+    from test_browser import ARGS, SETTLED
     from test_serve import LiveServer
 
     from tunesmith.serve.app import create_app
@@ -311,38 +311,49 @@ def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
                     if r.url.endswith("/api/melody-vae/sample") else None)
             try:
                 await page.goto(url)
-                await page.wait_for_function(SETTLED, timeout=30_000)
-                await page.wait_for_selector("#mv-cond-mode", timeout=30_000)
-                assert await page.locator("#mv-cond-mode option").all_text_contents() == ["any", "major", "minor"]
-                assert await page.locator("#mv-cond-metre option").count() >= 3
-                v = await page.evaluate(f"{S}.version")
-                await page.select_option("#mv-cond-metre", "3/4")
-                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-                v = await page.evaluate(f"{S}.version")
-                await page.select_option("#mv-cond-mode", "minor")
-                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-                assert bodies[-1]["condition"] == "metre=3/4,mode=minor"
-                assert bodies[-1]["guidance"] == "metre=1,mode=1"
-                await page.locator("#mv-guidance-mode").fill("4")                # a kind's guidance scale
-                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-                await page.wait_for_timeout(300)
-                assert bodies[-1]["guidance"] == "metre=1,mode=4"
-                seed = bodies[-1]["seed"]
-                v = await page.evaluate(f"{S}.version")
-                await page.click("#mv-sample")                                  # a new phrase: a new seed
-                await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-                assert bodies[-1]["seed"] != seed and bodies[-1]["condition"] == "metre=3/4,mode=minor"
-                piece = await page.evaluate(f"{S}.piece")                      # the sampled phrase is on screen
-                assert piece["melodyVae"] > 0 and piece["seed"] == bodies[-1]["seed"]
-                await page.select_option("#model", "plain")                     # an unconditioned VAE
-                await page.wait_for_function(SETTLED, timeout=30_000)
-                assert await page.locator("#mv-cond-mode").count() == 0
+                await page.wait_for_function(SETTLED, timeout=timeout_ms)
+                await page.wait_for_selector("#mv-cond-mode", timeout=timeout_ms)
+                await check(page, bodies)
                 assert problems == []
             finally:
                 await browser.close()
 
-    with LiveServer(create_app(page_runs)) as srv:
+    with LiveServer(create_app(runs)) as srv:
         asyncio.run(main(srv.url))
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
+def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
+    from test_browser import S, SETTLED
+
+    async def check(page, bodies):
+        assert await page.locator("#mv-cond-mode option").all_text_contents() == ["any", "major", "minor"]
+        assert await page.locator("#mv-cond-metre option").count() >= 3
+        v = await page.evaluate(f"{S}.version")
+        await page.select_option("#mv-cond-metre", "3/4")
+        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+        v = await page.evaluate(f"{S}.version")
+        await page.select_option("#mv-cond-mode", "minor")
+        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+        assert bodies[-1]["condition"] == "metre=3/4,mode=minor"
+        assert bodies[-1]["guidance"] == "metre=1,mode=1"
+        await page.locator("#mv-guidance-mode").fill("4")                # a kind's guidance scale
+        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+        await page.wait_for_timeout(300)
+        assert bodies[-1]["guidance"] == "metre=1,mode=4"
+        seed = bodies[-1]["seed"]
+        v = await page.evaluate(f"{S}.version")
+        await page.click("#mv-sample")                                  # a new phrase: a new seed
+        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+        assert bodies[-1]["seed"] != seed and bodies[-1]["condition"] == "metre=3/4,mode=minor"
+        piece = await page.evaluate(f"{S}.piece")                      # the sampled phrase is on screen
+        assert piece["melodyVae"] > 0 and piece["seed"] == bodies[-1]["seed"]
+        await page.select_option("#model", "plain")                     # an unconditioned VAE
+        await page.wait_for_function(SETTLED, timeout=30_000)
+        assert await page.locator("#mv-cond-mode").count() == 0
+
+    on_vae_page(page_runs, check)
 
 
 @pytest.mark.browser
@@ -350,39 +361,17 @@ def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
 @pytest.mark.skipif("melody-vae-4bar-cond" not in __import__("tunesmith.zoo").zoo.names(),
                     reason="zoo:melody-vae-4bar-cond is not installed")
 def test_the_zoo_vae_page_starts_from_its_guidance_per_kind_and_writes_the_asked_mode():
-    import asyncio
-    import json
+    from test_browser import S
 
-    from playwright.async_api import async_playwright
-    from test_browser import ARGS, S, SETTLED
-    from test_serve import LiveServer
+    async def check(page, bodies):
+        # the run's [sample] guidance (metre 1.5, mode 12) is where the sliders start
+        assert await page.locator("#mv-guidance-metre").input_value() == "1.5"
+        assert await page.locator("#mv-guidance-mode").input_value() == "12"
+        v = await page.evaluate(f"{S}.version")
+        await page.select_option("#mv-cond-mode", "minor")
+        await page.wait_for_function(f"{S}.version > {v}", timeout=60_000)
+        assert bodies[-1] == {**bodies[-1], "condition": "mode=minor", "guidance": "metre=1.5,mode=12"}
+        piece = await page.evaluate(f"{S}.piece")
+        assert piece["notes"] and piece["melodyVae"] > 0
 
-    from tunesmith.serve.app import create_app
-
-    async def main(url):
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 1000}, bypass_csp=True)).new_page()
-            problems, bodies = [], []
-            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-            page.on("request", lambda r: bodies.append(json.loads(r.post_data))
-                    if r.url.endswith("/api/melody-vae/sample") else None)
-            try:
-                await page.goto(url)
-                await page.wait_for_function(SETTLED, timeout=60_000)
-                await page.wait_for_selector("#mv-cond-mode", timeout=60_000)
-                # the run's [sample] guidance (metre 1.5, mode 12) is where the sliders start
-                assert await page.locator("#mv-guidance-metre").input_value() == "1.5"
-                assert await page.locator("#mv-guidance-mode").input_value() == "12"
-                v = await page.evaluate(f"{S}.version")
-                await page.select_option("#mv-cond-mode", "minor")
-                await page.wait_for_function(f"{S}.version > {v}", timeout=60_000)
-                assert bodies[-1] == {**bodies[-1], "condition": "mode=minor", "guidance": "metre=1.5,mode=12"}
-                piece = await page.evaluate(f"{S}.piece")
-                assert piece["notes"] and piece["melodyVae"] > 0
-                assert problems == []
-            finally:
-                await browser.close()
-
-    with LiveServer(create_app(["zoo:melody-vae-4bar-cond"])) as srv:
-        asyncio.run(main(srv.url))
+    on_vae_page(["zoo:melody-vae-4bar-cond"], check, timeout_ms=60_000)
