@@ -153,6 +153,19 @@ def test_beam_search_finds_the_most_likely_phrase(decoder):
     with pytest.raises(Exception, match="beam"):
         m.decode_beam(z, 0)
 
+@pytest.mark.parametrize("decoder", ["flat", "hierarchical"])
+def test_decoding_records_no_autograd_graph(decoder):
+    """decode_ids (sliders, prior samples, --reconstruct, the zoo figures) runs without autograd, whoever calls
+    it: every output projection it makes is computed with gradients off."""
+    m = MelodyVAE(5, phrase_len=4, steps_per_bar=2, embed_dim=4, enc_hidden=4, dec_hidden=8, latent_dim=3,
+                  decoder=decoder, conductor_hidden=4).eval()
+    seen = []
+    m.head.register_forward_hook(lambda mod, inp, out: seen.append(out.requires_grad))
+    m.decode_ids(torch.randn(2, 3))
+    m.decode_ids(torch.randn(2, 3), temperature=0.7)
+    assert seen and not any(seen)
+
+
 def test_sliders_attributes_and_interpolation_endpoints():
     torch.manual_seed(0)
     c = codec(8)

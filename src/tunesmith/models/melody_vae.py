@@ -397,8 +397,8 @@ class MelodyVAE(TunesmithModel):
         much a frozen copy of the adversary beats the entropy of the batch's label frequencies, summed over kinds)."""
         fit = mu.new_zeros(())
         enc = mu.new_zeros(())
-        params = [p.detach() for p in self.adversary.parameters()]
-        frozen = F.linear(torch.relu(F.linear(mu, params[0], params[1])), params[2], params[3])
+        frozen = torch.func.functional_call(self.adversary, {k: p.detach() for k, p in
+                                                             self.adversary.named_parameters()}, (mu,))
         own = self.adversary(mu.detach())
         start = 0
         for j, null in enumerate(self.label_nulls.tolist()):
@@ -417,7 +417,6 @@ class MelodyVAE(TunesmithModel):
     # ------------------------------------------------------------------ decoding without teacher forcing
     fast_decode = True  # False: step nn.LSTM itself (the same numbers; tests compare the two)
 
-    @torch.no_grad()
     def _label_inputs(self, z: torch.Tensor, labels: torch.Tensor | None):
         """A conditioned model: codes + (1 or B, kinds) label ids -> the decoder's condition (B, latent +
         label_dim), the per-step additions (B, L, latent + label_dim) and the logit mask of label tokens."""
@@ -431,6 +430,7 @@ class MelodyVAE(TunesmithModel):
         mask[self.label_slot_of >= 0] = float("-inf")   # a label is never a symbol of the phrase
         return torch.cat([z, y], 1), add, mask
 
+    @torch.no_grad()
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
                    labels: torch.Tensor | None = None, guidance=1.0) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
