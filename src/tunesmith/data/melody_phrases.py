@@ -198,8 +198,8 @@ class PhraseData:
 
 def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride: int, min_notes: int,
                  labels: list[list[str]] | None = None):
-    """(N, length) phrase ids; with ``labels`` (each song's label tokens) also (N, kinds) label ids and (N,)
-    start steps."""
+    """(N, length) phrase ids and, with ``labels`` (each song's label tokens), (N, kinds) label ids and (N,) start
+    steps (both None without)."""
     rows, labs, since = [], [], []
     for i, syms in enumerate(songs):
         starts: list = []
@@ -212,7 +212,7 @@ def song_phrases(songs: list[list[str]], codec: PhraseCodec, length: int, stride
     pt = codec.pitch_table()
     keep = (pt[arr] >= 0).sum(1) >= min_notes
     if labels is None:
-        return arr[keep]
+        return arr[keep], None, None
     lab = np.array(labs, dtype=np.int64).reshape(len(arr), -1)
     return arr[keep], lab[keep], np.array(since, dtype=np.int64)[keep]
 
@@ -249,18 +249,14 @@ def build_melody_phrases(dataset: str = "essen-erk", bars: int = 4, steps_per_ba
     labels_of = (lambda part: [song_labels(sc, condition) for sc, _ in part]) if condition else (lambda part: None)
     vocab = TimeStepCodec.from_corpus([s for _, s in kept] + (labels_of(kept) or []), step, length).vocab
     codec = PhraseCodec(vocab, step, length, steps_per_bar=steps_per_bar)
-    tr = song_phrases([s for _, s in train], codec, length, stride, min_notes, labels_of(train))
-    extra = {"labels": tr[1], "since": tr[2]} if condition else {}
-    tr = tr[0] if condition else tr
+    tr, labels, since = song_phrases([s for _, s in train], codec, length, stride, min_notes, labels_of(train))
     if len(tr) == 0:
         raise TunesmithError("no training phrase: use more songs or fewer data.bars")
-    train_ds = PhraseData(tr, codec, augment, **extra)
+    train_ds = PhraseData(tr, codec, augment, labels, since)
     val_ds = None
     if val:
-        va = song_phrases([s for _, s in val], codec, length, length, min_notes, labels_of(val))
-        extra = {"labels": va[1], "since": va[2]} if condition else {}
-        va = va[0] if condition else va
-        val_ds = PhraseData(va, codec, (0,), **extra) if len(va) else None
+        va, labels, since = song_phrases([s for _, s in val], codec, length, length, min_notes, labels_of(val))
+        val_ds = PhraseData(va, codec, (0,), labels, since) if len(va) else None
     stats = {"songs": len(scores), "kept": len(kept), "dropped": dict(reasons), "train_songs": len(train),
              "val_songs": len(val), "items": len(train_ds), "train_phrases": int(len(tr)),
              "val_phrases": int(len(val_ds)) if val_ds is not None else 0, "phrase_len": length,
