@@ -59,6 +59,11 @@ class Entry:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def seed_or_fresh(seed: int | None) -> int:
+    """The request's seed, or a fresh one (returned to the page, so the piece can be drawn again)."""
+    return seed if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+
+
 def entry_of(entries: dict, name: str, accept=None, refusal: str = "") -> Entry:
     """The loaded model called ``name``: HTTP 422 when none is loaded under that name, or when
     ``accept(entry)`` is false (``refusal``, formatted with ``e`` = the entry, says why)."""
@@ -371,7 +376,7 @@ def create_app(runs: list[str | Path] | None = None, entries: dict[str, Entry] |
 
         t0 = time.perf_counter()
         e = entry_of(entries, req.model)
-        seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        seed = seed_or_fresh(req.seed)
         if e.kind == "audio":
             raise HTTPException(422, f"model {e.name} makes audio, which the web app does not play yet")
         conditioned = e.kind == "lstm" and bool(e.options.get("conditions"))

@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import Field
 
-from .app import Strict, entry_of
+from .app import Strict, entry_of, seed_or_fresh
 
 router = APIRouter()
 MAX_AUDIO_SECONDS = 8.0
@@ -79,7 +79,7 @@ def note(req: NoteRequest, request: Request):
         if "temperature" not in names:
             raise HTTPException(422, f"model {e.name} takes no temperature")
         kw["temperature"] = req.temperature
-    seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+    seed = seed_or_fresh(req.seed)
     t0 = time.perf_counter()
     with e.lock:
         clip = e.model.generate(e.codec, 1, generator=torch.Generator().manual_seed(seed), **kw)[0]

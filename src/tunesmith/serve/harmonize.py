@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..errors import TunesmithError
-from .app import MAX_BODY, TEMPO_RANGE, Note, Strict, entry_of, score_to_json
+from .app import MAX_BODY, TEMPO_RANGE, Note, Strict, entry_of, score_to_json, seed_or_fresh
 
 router = APIRouter()
 MAX_MELODY_BEATS = 256.0   # 64 bars of 4/4: about 20 s of CPU for 64 Gibbs steps
@@ -89,7 +89,7 @@ def _harmonize(e, melody, seed: Optional[int], temperature: Optional[float], ste
         raise HTTPException(422, f"the melody is {melody.length:.0f} beats long; the page harmonises at most "
                                  f"{MAX_MELODY_BEATS:.0f} (use tunesmith sample --melody for longer ones)")
     t0 = time.perf_counter()
-    seed = seed if seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+    seed = seed_or_fresh(seed)
     steps = steps or int(e.cfg.sample.get("gibbs_steps", 64))
     temp = temperature or float(e.cfg.sample.get("temperature", 1.0))
     with e.lock, torch.inference_mode():

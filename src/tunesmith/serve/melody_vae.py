@@ -26,7 +26,7 @@ import torch
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import Field, field_validator
 
-from .app import SLIDER_LIMIT, TEMPO_RANGE, Note, Strict, entry_of, score_to_json
+from .app import SLIDER_LIMIT, TEMPO_RANGE, Note, Strict, entry_of, score_to_json, seed_or_fresh
 
 router = APIRouter()
 MAX_SONGS = 100
@@ -189,13 +189,11 @@ def interpolate(req: InterpolateRequest, request: Request):
 
 @router.post("/api/melody-vae/sample", summary="Conditioned melody VAE: a new phrase in the asked metre and mode")
 def sample(req: SampleRequest, request: Request):
-    import numpy as np
-
     t0 = time.perf_counter()
     e = _entry(request, req.model)
     if not getattr(e.model, "label_kinds", None):
         raise HTTPException(422, f"model {e.name} was trained without condition labels")
-    seed = req.seed if req.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+    seed = seed_or_fresh(req.seed)
     guidance = req.guidance if req.guidance is not None else e.cfg.sample.get("guidance", 1.0)
     temperature = e.cfg.sample.get("temperature")
     with e.lock, torch.inference_mode():   # an unknown label is a TunesmithError: the app answers 422
