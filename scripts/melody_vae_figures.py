@@ -48,8 +48,8 @@ def sweeps(model, codec, out: Path) -> dict:
     for ax, name in zip(axes, rows):
         if name in ATTRIBUTES:
             j = ATTRIBUTES.index(name)
-            z = model.slider_z(None) + torch.as_tensor(VALUES, dtype=torch.float32)[:, None] * model.attr_scale[j] * model.attr_dirs[j]
-            zf = model.slider_z(None) + torch.as_tensor(fine, dtype=torch.float32)[:, None] * model.attr_scale[j] * model.attr_dirs[j]
+            z = model.move_attribute(model.slider_z(None), j, VALUES)
+            zf = model.move_attribute(model.slider_z(None), j, fine)
             a = model.attributes(codec, model.decode_ids(zf).numpy())[:, j]
             rho[name] = round(spearman(fine, a), 3)
             title = f"{ATTRIBUTE_LABELS[name]}: slider -3, -1.5, 0, +1.5, +3 (Spearman over 13 steps: {rho[name]:.2f})"

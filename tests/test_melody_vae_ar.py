@@ -165,7 +165,7 @@ def test_attr_code_dropout_decodes_some_items_from_the_attribute_dimensions_alon
     m.eval()
     m(({"tokens": ids}))
     assert torch.allclose(seen[-1].detach(), mu.detach())                 # never at evaluation
-    with pytest.raises(TunesmithError, match="needs model.attr_reg"):
+    with pytest.raises(TunesmithError, match="needs model.attr_reg > 0 or model.attr_condition"):
         MelodyVAE(len(VOCAB), attr_code_dropout=0.1, vocab=VOCAB)
 
 

@@ -22,6 +22,16 @@
   only), so the decoder learns to make a phrase with the attributes those five dimensions say when the rest
   of the code is at the centre -- what an attribute slider asks of it.
 
+* **Attribute-conditioned decoding** (``attr_condition = true``): the decoder reads the phrase's five
+  attributes (computed from its symbols, scaled by :data:`ATTR_CENTRE` / :data:`ATTR_SCALE`) next to ``z``:
+  the code is ``z`` (``z_dim`` = the config's ``latent_dim``, Gaussian, the only part the KL sees) followed by
+  the five numbers (``latent_dim`` = the code's width), which ``encode`` computes exactly. An attribute slider
+  sets one of those numbers (from the training phrases' mean, in their standard deviations, stopping at their
+  0.5 % / 99.5 % quantiles), so it asks the decoder for what it was trained to follow, not for a direction
+  in ``z``; a prior sample draws ``z`` from N(0, I) and the attributes from a linear Gaussian fit of them on
+  the training codes' ``z`` (:meth:`prior_codes`). Reconstruction and interpolation carry the attributes in
+  the code like any other dimension.
+
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
 ``label_dim``; their sum ``y`` joins the encoder's pooled states (q(z | x, y)) and the decoder's initial state,
@@ -57,6 +67,10 @@ ATTRIBUTES = ("note_density", "pitch_height", "pitch_range", "stepwise_motion", 
 ATTRIBUTE_LABELS = {"note_density": "note density (notes per bar)", "pitch_height": "pitch height (mean MIDI pitch)",
                     "pitch_range": "range (semitones)", "stepwise_motion": "stepwise motion (share of steps of 1-2 semitones)",
                     "rests": "rests (share of time)"}
+# attr_condition's input scaling: about the mean and standard deviation of each attribute over the Essen Erk
+# training phrases (4 bars, transposed +-2), so the decoder sees numbers near unit scale
+ATTR_CENTRE = np.array([4.8, 63.2, 10.0, 0.5, 0.045])
+ATTR_SCALE = np.array([1.5, 3.0, 3.0, 0.19, 0.05])
 
 
 def phrase_attributes(ids: np.ndarray, pitch_table: np.ndarray, steps_per_bar: int = 16,
@@ -131,7 +145,7 @@ class MelodyVAE(TunesmithModel):
                  slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
                  attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
-                 bar_positions: bool = True, label_adversary: float = 0.0):
+                 bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -143,23 +157,35 @@ class MelodyVAE(TunesmithModel):
         attr_code_dropout = float(attr_code_dropout)
         if not 0 <= attr_code_dropout < 1:
             raise TunesmithError(f"model.attr_code_dropout must be in [0, 1), not {attr_code_dropout}")
-        if attr_code_dropout > 0 and attr_reg <= 0:
-            raise TunesmithError("model.attr_code_dropout needs model.attr_reg > 0 (it keeps only the attribute dimensions)")
+        if attr_code_dropout > 0 and attr_reg <= 0 and not attr_condition:
+            raise TunesmithError("model.attr_code_dropout needs model.attr_reg > 0 or model.attr_condition "
+                                 "(it keeps only the attributes)")
         self.attr_reg, self.attr_reg_delta, self.attr_code_dropout = attr_reg, attr_reg_delta, attr_code_dropout
+        self.attr_condition = bool(attr_condition)
+        if self.attr_condition and attr_reg > 0:
+            raise TunesmithError("model.attr_condition and model.attr_reg are two ways to make attribute sliders: "
+                                 "set one of them")
+        if self.attr_condition and label_groups:
+            raise TunesmithError("model.attr_condition does not combine with condition labels (data.condition) yet")
         # the symbol table the attributes need (the codec's vocabulary, passed by model_info)
         self._attr_tables = None
         if vocab is not None:
             vocab = [str(v) for v in vocab]
             self._attr_tables = (np.array([int(v) if v.isdigit() else -1 for v in vocab]),
                                  vocab.index("r") if "r" in vocab else None, vocab.index("_") if "_" in vocab else None)
-        if attr_reg > 0 and self._attr_tables is None:
-            raise TunesmithError("model.attr_reg needs the codec's vocabulary (data.encoding = 'melody_phrases')")
+        if (attr_reg > 0 or self.attr_condition) and self._attr_tables is None:
+            which = "attr_reg" if attr_reg > 0 else "attr_condition"
+            raise TunesmithError(f"model.{which} needs the codec's vocabulary (data.encoding = 'melody_phrases')")
         if encoder_pool not in ("last", "bars"):
             raise TunesmithError(f"model.encoder_pool must be 'last' or 'bars', not {encoder_pool!r}")
         if decoder not in ("flat", "hierarchical"):
             raise TunesmithError(f"model.decoder must be 'flat' or 'hierarchical', not {decoder!r}")
         self.vocab_size, self.phrase_len, self.steps_per_bar = int(vocab_size), int(phrase_len), int(steps_per_bar)
-        self.latent_dim, self.decoder_kind = int(latent_dim), decoder
+        # the code the decoder reads: the latent z and, with attr_condition, the phrase's five attributes
+        # (normalised) after it; latent_dim is the code's width, z_dim the Gaussian part's
+        self.z_dim = int(latent_dim)
+        self.latent_dim = self.z_dim + (len(ATTRIBUTES) if self.attr_condition else 0)
+        self.decoder_kind = decoder
         self.sections = int(sections or max(1, phrase_len // steps_per_bar))
         if decoder == "hierarchical" and self.phrase_len % self.sections:
             raise TunesmithError(f"model.sections ({self.sections}) must divide the phrase length {phrase_len}")
@@ -224,11 +250,12 @@ class MelodyVAE(TunesmithModel):
             self.to_latent = nn.Linear(pooled + self.label_dim, 2 * latent_dim)
             with torch.no_grad():
                 self.to_latent.bias[latent_dim:] = float(init_logvar)
-        cond = latent_dim + self.label_dim
+        code = self.latent_dim
+        cond = code + self.label_dim
         if decoder == "hierarchical":
-            self.conductor_init = nn.Linear(latent_dim, 2 * conductor_hidden)
-            self.conductor = nn.LSTM(latent_dim, conductor_hidden, batch_first=True)
-            self.conductor_out = nn.Linear(conductor_hidden, latent_dim)
+            self.conductor_init = nn.Linear(code, 2 * conductor_hidden)
+            self.conductor = nn.LSTM(code, conductor_hidden, batch_first=True)
+            self.conductor_out = nn.Linear(conductor_hidden, code)
         self.dec_layers, self.dec_hidden = int(dec_layers), int(dec_hidden)
         self.dec_init = nn.Linear(cond, 2 * self.dec_layers * dec_hidden)
         self.dec = nn.LSTM(embed_dim + cond, dec_hidden, num_layers=self.dec_layers, batch_first=True,
@@ -236,15 +263,23 @@ class MelodyVAE(TunesmithModel):
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(dec_hidden, V)
         # sliders and attribute vectors, filled by on_checkpoint and saved with the weights
-        self.register_buffer("latent_mean", torch.zeros(latent_dim))
-        self.register_buffer("latent_std", torch.ones(latent_dim))
-        self.register_buffer("slider_basis", torch.eye(latent_dim)[: self.n_sliders].clone())
+        self.register_buffer("latent_mean", torch.zeros(code))
+        self.register_buffer("latent_std", torch.ones(code))
+        self.register_buffer("slider_basis", torch.eye(code)[: self.n_sliders].clone())
         self.register_buffer("slider_scale", torch.ones(self.n_sliders))
         self.register_buffer("slider_dims", torch.arange(self.n_sliders))
-        self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), latent_dim))
+        self.register_buffer("attr_dirs", torch.zeros(len(ATTRIBUTES), code))
         self.register_buffer("attr_scale", torch.zeros(len(ATTRIBUTES)))
+        if self.attr_condition:
+            K = len(ATTRIBUTES)
+            # the attribute sliders' reach (the training phrases' 0.5 % and 99.5 % quantiles, normalised) and the
+            # attributes' prior (those of ATTR_BANK training phrases, evenly spaced), fitted by on_checkpoint
+            self.register_buffer("attr_lo", torch.full((K,), -3.0))
+            self.register_buffer("attr_hi", torch.full((K,), 3.0))
+            self.register_buffer("attr_bank", torch.zeros(self.ATTR_BANK, K))
 
     MAX_BAR = 48  # bar positions 0..47, then one null position
+    ATTR_BANK = 1024  # attr_condition: the training phrases' attributes a prior sample draws from
 
     # ------------------------------------------------------------------ condition labels
     def label_slots(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor:
@@ -304,7 +339,17 @@ class MelodyVAE(TunesmithModel):
                 y = self.label_vector(self.label_slots(None, len(ids)))
             feat = torch.cat([feat, y], 1)
         mu, logvar = self.to_latent(feat).chunk(2, 1)
-        return mu, logvar.clamp(-20, 10)
+        logvar = logvar.clamp(-20, 10)
+        if self.attr_condition:   # the attributes are known exactly: a point mass after the Gaussian part
+            a = self.attribute_inputs(ids)
+            mu, logvar = torch.cat([mu, a], 1), torch.cat([logvar, torch.full_like(a, -20.0)], 1)
+        return mu, logvar
+
+    def attribute_inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, L) phrase ids -> (B, 5) attributes, normalised by :data:`ATTR_CENTRE` / :data:`ATTR_SCALE`."""
+        pt, rest_id, hold_id = self._attr_tables
+        a = phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id)
+        return torch.as_tensor((a - ATTR_CENTRE) / ATTR_SCALE, dtype=torch.float32, device=ids.device)
 
     def _init_state(self, c: torch.Tensor):
         h = torch.tanh(self.dec_init(c)).reshape(len(c), 2, self.dec_layers, self.dec_hidden)
@@ -360,8 +405,17 @@ class MelodyVAE(TunesmithModel):
             y, ysteps = self.label_vector(slots), self.step_labels(slots, batch.get("since"), ids.shape[1])
         mu, logvar = self.encode(ids, y)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        if self.attr_condition:   # the attribute inputs stay exact; the KL is the Gaussian part's
+            z = torch.cat([z[:, :self.z_dim], mu[:, self.z_dim:]], 1)
+            mu, logvar = mu[:, :self.z_dim], logvar[:, :self.z_dim]
         zd = z
-        if self.training and self.attr_code_dropout > 0:  # some items keep only their attribute dimensions
+        if self.training and self.attr_code_dropout > 0 and self.attr_condition:
+            # some items are decoded from their attributes alone, z at 0 (the prior's mean, near the codes' mean:
+            # where the attribute sliders start), so the decoder follows the attribute inputs there too
+            keep = torch.rand(len(z), 1, device=z.device) >= self.attr_code_dropout
+            zd = torch.cat([torch.where(keep, z[:, :self.z_dim], torch.zeros_like(z[:, :self.z_dim])),
+                            z[:, self.z_dim:]], 1)
+        elif self.training and self.attr_code_dropout > 0:  # some items keep only their attribute dimensions
             K = len(ATTRIBUTES)
             keep = torch.rand(len(z), 1, device=z.device) >= self.attr_code_dropout
             # the other dimensions of a dropped item are set to 0 (the prior's mean, which the codes' mean is near:
@@ -632,7 +686,7 @@ class MelodyVAE(TunesmithModel):
         """Attribute vectors: mean code of the top ``quantile`` of each attribute minus the bottom's; with
         ``attr_reg`` > 0, the unit vector of the attribute's own latent dimension (scale: the codes' spread
         in it). The info records the Spearman correlation of each attribute with its direction."""
-        if self.attr_reg > 0:
+        if self.attr_reg > 0 or self.attr_condition:
             return self._fit_attribute_dims(codes, attrs, quantile)
         info = {}
         centred = codes - codes.mean(0)
@@ -654,19 +708,58 @@ class MelodyVAE(TunesmithModel):
         return info
 
     def _fit_attribute_dims(self, codes: np.ndarray, attrs: np.ndarray, quantile: float) -> dict:
+        """Attribute ``j`` lives in code dimension ``j`` (``attr_reg``) or ``z_dim + j`` (``attr_condition``,
+        which also fits the sliders' reach and the attributes' prior given z)."""
         info, dev = {}, self.attr_dirs.device
+        first = self.z_dim if self.attr_condition else 0
+        if self.attr_condition:
+            self._fit_attribute_prior(codes)
         for j, name in enumerate(ATTRIBUTES):
             a = attrs[:, j]
             d = np.zeros(codes.shape[1])
-            d[j] = 1.0
-            scale = float(codes[:, j].std())
+            d[first + j] = 1.0
+            scale = float(codes[:, first + j].std())
             self.attr_dirs[j] = torch.as_tensor(d, dtype=torch.float32, device=dev)
             self.attr_scale[j] = scale
-            info[name] = {"latent_dim": j, "scale": round(scale, 5), "mean": round(float(a.mean()), 4),
+            info[name] = {"latent_dim": first + j, "scale": round(scale, 5), "mean": round(float(a.mean()), 4),
                           "low_quartile": round(float(np.quantile(a, quantile)), 4),
                           "high_quartile": round(float(np.quantile(a, 1 - quantile)), 4),
-                          "spearman_code": round(spearman(codes[:, j], a), 4)}
+                          "spearman_code": round(spearman(codes[:, first + j], a), 4)}
+            if self.attr_condition:
+                info[name]["reach"] = [round(float(self.attr_lo[j]), 4), round(float(self.attr_hi[j]), 4)]
         return info
+
+    def _fit_attribute_prior(self, codes: np.ndarray, reach: float = 0.005) -> None:
+        """attr_condition: the attributes' 0.5 % / 99.5 % quantiles (an attribute slider stops there) and the
+        bank of training attributes prior samples draw from (evenly spaced over the encoded phrases)."""
+        a = np.asarray(codes[:, self.z_dim:], np.float64)
+        dev = self.attr_dirs.device
+        rows = np.linspace(0, len(a) - 1, self.ATTR_BANK).round().astype(int)
+        self.attr_bank.copy_(torch.as_tensor(a[rows], dtype=torch.float32, device=dev))
+        self.attr_lo.copy_(torch.as_tensor(np.quantile(a, reach, axis=0), dtype=torch.float32, device=dev))
+        self.attr_hi.copy_(torch.as_tensor(np.quantile(a, 1 - reach, axis=0), dtype=torch.float32, device=dev))
+
+    def prior_codes(self, n: int, generator=None) -> torch.Tensor:
+        """n codes from the prior: z ~ N(0, I); with attr_condition, each code's attributes are those of a
+        training phrase drawn from the bank (independent of z: a linear Gaussian p(a | z) fitted on the codes
+        gave prior samples a mean overlap of 0.823 with the held-out phrases, the bank 0.871)."""
+        z = torch.randn(n, self.z_dim, generator=generator, device=self.device)
+        if not self.attr_condition:
+            return z
+        pick = torch.randint(0, self.ATTR_BANK, (n,), generator=generator, device=self.device)
+        return torch.cat([z, self.attr_bank[pick]], 1)
+
+    def clamp_attributes(self, a: torch.Tensor) -> torch.Tensor:
+        return torch.maximum(torch.minimum(a, self.attr_hi), self.attr_lo)
+
+    def move_attribute(self, base: torch.Tensor, j: int, values) -> torch.Tensor:
+        """Codes (1 or N, latent) -> (len(values), latent): ``base`` moved along attribute ``j``'s slider by
+        each value (std units); with attr_condition the attribute stops at the edge of the training phrases'."""
+        v = torch.as_tensor(values, dtype=torch.float32, device=base.device).reshape(-1, 1)
+        z = base + v * self.attr_scale[j] * self.attr_dirs[j]
+        if self.attr_condition:
+            z = torch.cat([z[:, :self.z_dim], self.clamp_attributes(z[:, self.z_dim:])], 1)
+        return z
 
     @torch.no_grad()
     def fit_label_prior(self, data, batch_size: int = 512) -> dict:
@@ -704,7 +797,12 @@ class MelodyVAE(TunesmithModel):
     def on_checkpoint(self, ctx) -> None:
         train_data, run_dir = ctx.data, ctx.run_dir
         codes, ids = self.encode_items(train_data, self.slider_items)
-        info = self.fit_sliders(codes)
+        if self.attr_condition:   # the latent sliders are z's dimensions, never the attribute inputs
+            latent_only = codes.copy()
+            latent_only[:, self.z_dim:] = codes[:, self.z_dim:].mean(0)
+            info = self.fit_sliders(latent_only)
+        else:
+            info = self.fit_sliders(codes)
         if self.label_kinds and getattr(train_data, "labels", None) is not None:
             info["label_prior"] = self.fit_label_prior(train_data)
         if hasattr(train_data, "pitch_table"):  # PhraseData carries the symbol table the attributes need
@@ -727,6 +825,8 @@ class MelodyVAE(TunesmithModel):
         if attributes is not None:
             a = self._attr_values(attributes)
             z = z + (a * self.attr_scale) @ self.attr_dirs
+            if self.attr_condition:
+                z = torch.cat([z[:, :self.z_dim], self.clamp_attributes(z[:, self.z_dim:])], 1)
         return z.expand(n_rows, -1) if len(z) == 1 else z
 
     def _attr_values(self, attributes) -> torch.Tensor:
@@ -784,7 +884,7 @@ class MelodyVAE(TunesmithModel):
         else:
             z = self.label_prior(labels, n, generator) if labels is not None else None
             if z is None:
-                z = torch.randn(n, self.latent_dim, generator=generator, device=self.device)
+                z = self.prior_codes(n, generator)
         guided = self.guidance_branches(labels, scales) is not None
         if guided and temperature is None and int(beam) > 1:
             raise TunesmithError("--guidance works with sampling or argmax decoding, not beam search: "

@@ -101,7 +101,7 @@ def attribute_sweep(model, codec, name: str, values=np.linspace(-3, 3, 13), z0: 
 
     j = ATTRIBUTES.index(name)
     base = model.slider_z(None) if z0 is None else z0[None]
-    z = base + torch.as_tensor(values, dtype=torch.float32)[:, None] * model.attr_scale[j] * model.attr_dirs[j]
+    z = model.move_attribute(base, j, values)
     ids = model.decode_ids(z).numpy()
     return model.attributes(codec, ids)[:, j]
 
