@@ -107,3 +107,99 @@ def test_needs_the_vocabulary_no_labels_and_no_attr_reg():
         MelodyVAE(len(VOCAB), attr_condition=True)
     with pytest.raises(TunesmithError, match="does not combine with condition labels"):
         MelodyVAE(len(VOCAB), attr_condition=True, vocab=VOCAB, label_groups={"metre": [0]})
+
+
+def _r2(codes, a):
+    """Share of each attribute's variance a least-squares fit explains from the codes."""
+    X = np.concatenate([codes, np.ones((len(codes), 1))], 1)
+    coef, *_ = np.linalg.lstsq(X, a, rcond=None)
+    return 1 - ((a - X @ coef) ** 2).mean(0) / a.var(0)
+
+
+def test_attribute_adversary_keeps_the_attributes_out_of_z():
+    data = _phrases(512, seed=0)
+    a = (_attrs(data) - ATTR_CENTRE) / ATTR_SCALE
+    r2 = {}
+    for weight in (0.0, 4.0):
+        torch.manual_seed(0)
+        m = _model(latent_dim=4, free_bits=8.0, attr_adversary=weight)
+        opt = torch.optim.Adam(m.parameters(), 0.01)
+        g = torch.Generator().manual_seed(0)
+        enc = []
+        for step in range(250):
+            out = m({"tokens": data[torch.randint(0, len(data), (64,), generator=g)]}, step=step)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+            if weight:
+                enc.append(float(out["attr_adv_enc"]))
+        m.eval()
+        with torch.no_grad():
+            r2[weight] = _r2(m.encode(data)[0][:, :4].numpy(), a)
+        if weight:
+            assert "attr_adv" not in m({"tokens": data[:4]})          # training only
+            assert max(enc) > 0                                          # the penalty acted
+    # without the adversary z carries the attributes (linearly), with it much less of them
+    assert r2[0.0].mean() > 0.12 and r2[4.0].mean() < 0.5 * r2[0.0].mean(), r2   # (0.17 and 0.04 when written)
+
+
+def test_attribute_adversary_losses_by_hand():
+    m = _model(latent_dim=4, attr_adversary=1.0)
+    mu = torch.randn(16, 4)
+    attrs = torch.randn(16, K)
+    fit, enc = m.attr_adversary_losses(mu, attrs)
+    pred = m.attr_adv(mu)
+    assert float(fit) == pytest.approx(float(((pred - attrs) ** 2).mean(0).sum()), rel=1e-5)
+    share = 1 - ((pred - attrs) ** 2).mean(0) / attrs.var(0, unbiased=False)
+    assert float(enc) == pytest.approx(float(share.clamp(min=0).sum()), rel=1e-5, abs=1e-6)
+    with pytest.raises(TunesmithError, match="attr_adversary needs model.attr_condition"):
+        MelodyVAE(len(VOCAB), attr_adversary=1.0, vocab=VOCAB)
+    with pytest.raises(TunesmithError, match="attr_adversary must be a number >= 0"):
+        _model(attr_adversary=-1.0)
+
+
+@pytest.fixture(scope="module")
+def attr_run(tmp_path_factory):
+    from test_melody_vae import TINY_VAE
+
+    from tunesmith.training import train
+
+    d = tmp_path_factory.mktemp("attr")
+    cfg = d / "tiny_attr.toml"
+    cfg.write_text(TINY_VAE.replace("slider_items = 256", "slider_items = 256\nattr_condition = true\n"
+                                    "attr_code_dropout = 0.2"))
+    train(cfg, d / "run", device="cpu", progress=False)
+    return d / "run"
+
+
+def test_a_trained_run_end_to_end(attr_run, tmp_path):
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from tunesmith.cli import main
+    from tunesmith.serve.app import create_app
+    from tunesmith.training import load_run
+
+    m, c, _, _ = load_run(attr_run)
+    info = json.loads((attr_run / "sliders.json").read_text())
+    # attr_code_dropout: the sliders start at z = 0 with the training phrases' mean attributes
+    assert info["centre"].startswith("z = 0") and float(m.latent_mean[:m.z_dim].abs().max()) == 0.0
+    assert [info["attributes"][a]["latent_dim"] for a in ATTRIBUTES] == list(range(m.z_dim, m.z_dim + K))
+    assert float(m.attr_bank.abs().sum()) > 0 and bool((m.attr_lo < m.attr_hi).all())
+    # the command line: prior samples, reconstruction (the code carries the phrase's own attributes)
+    assert main(["sample", str(attr_run), "--num", "3", "--seed", "0", "--out", str(tmp_path / "s")]) == 0
+    assert len(list((tmp_path / "s").glob("*.mid"))) == 3
+    assert main(["sample", str(attr_run), "--reconstruct", "essen-small:val", "--out", str(tmp_path / "r")]) == 0
+    assert json.loads((tmp_path / "r" / "reconstruction.json").read_text())["n_phrases"] > 0
+    # an attribute slider past the training phrases' reach decodes what the reach's edge decodes
+    edge = float((m.attr_hi[0] - m.latent_mean[m.z_dim]) / m.attr_scale[0]) + 0.01
+    assert torch.equal(m.decode(m.slider_z(None, 1, {"note_density": 25.0})),
+                       m.decode(m.slider_z(None, 1, {"note_density": edge})))
+    # the web API: attribute sliders and interpolation
+    client = TestClient(create_app([str(attr_run)]))
+    (e,) = client.get("/api/models").json()
+    r = client.post("/api/melody-vae/decode", json={"model": e["name"], "attributes": {"note_density": 3}})
+    assert r.status_code == 200 and r.json()["length"] > 0
+    r = client.post("/api/melody-vae/interpolate", json={"model": e["name"], "a": {"song": 0}, "b": {"song": 1}, "t": 0.5})
+    assert r.status_code == 200

@@ -145,7 +145,8 @@ class MelodyVAE(TunesmithModel):
                  slider_items: int = 4096, attr_reg: float = 0.0, attr_reg_delta: float = 10.0,
                  attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
-                 bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False):
+                 bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False,
+                 attr_adversary: float = 0.0):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -167,6 +168,11 @@ class MelodyVAE(TunesmithModel):
                                  "set one of them")
         if self.attr_condition and label_groups:
             raise TunesmithError("model.attr_condition does not combine with condition labels (data.condition) yet")
+        self.attr_adversary = float(attr_adversary)
+        if not (np.isfinite(self.attr_adversary) and self.attr_adversary >= 0):
+            raise TunesmithError(f"model.attr_adversary must be a number >= 0 (0: off), not {attr_adversary}")
+        if self.attr_adversary > 0 and not self.attr_condition:
+            raise TunesmithError("model.attr_adversary needs model.attr_condition = true (it keeps the attributes out of z)")
         # the symbol table the attributes need (the codec's vocabulary, passed by model_info)
         self._attr_tables = None
         if vocab is not None:
@@ -277,6 +283,11 @@ class MelodyVAE(TunesmithModel):
             self.register_buffer("attr_lo", torch.full((K,), -3.0))
             self.register_buffer("attr_hi", torch.full((K,), 3.0))
             self.register_buffer("attr_bank", torch.zeros(self.ATTR_BANK, K))
+            if self.attr_adversary > 0:
+                # a small regressor learns the attributes from z (detached); the encoder pays while a frozen copy
+                # explains more of their batch variance than 0, so z stops carrying them and the decoder has to
+                # read them from the inputs an attribute slider sets (fader networks, Lample et al. 2017)
+                self.attr_adv = nn.Sequential(nn.Linear(self.z_dim, 128), nn.ReLU(), nn.Linear(128, K))
 
     MAX_BAR = 48  # bar positions 0..47, then one null position
     ATTR_BANK = 1024  # attr_condition: the training phrases' attributes a prior sample draws from
@@ -405,8 +416,10 @@ class MelodyVAE(TunesmithModel):
             y, ysteps = self.label_vector(slots), self.step_labels(slots, batch.get("since"), ids.shape[1])
         mu, logvar = self.encode(ids, y)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
+        out = {}
         if self.attr_condition:   # the attribute inputs stay exact; the KL is the Gaussian part's
             z = torch.cat([z[:, :self.z_dim], mu[:, self.z_dim:]], 1)
+            attrs = mu[:, self.z_dim:]
             mu, logvar = mu[:, :self.z_dim], logvar[:, :self.z_dim]
         zd = z
         if self.training and self.attr_code_dropout > 0 and self.attr_condition:
@@ -430,7 +443,10 @@ class MelodyVAE(TunesmithModel):
         kl_each = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
         kl_pen = (kl_each - self.free_bits).clamp(min=0).mean()
         loss = rec + self.kl_weight(step) * kl_pen
-        out = {}
+        if self.attr_adversary > 0 and self.training:
+            adv_fit, adv_enc = self.attr_adversary_losses(mu, attrs)
+            loss = loss + adv_fit + self.attr_adversary * adv_enc
+            out["attr_adv"], out["attr_adv_enc"] = adv_fit.detach(), adv_enc.detach()
         if self.attr_reg > 0:
             pt, rest_id, hold_id = self._attr_tables
             a = torch.as_tensor(phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id),
@@ -466,6 +482,16 @@ class MelodyVAE(TunesmithModel):
                 entropy = -(freq[freq > 0] * freq[freq > 0].log()).sum()
                 enc = enc + (entropy - ce).clamp(min=0)
             start = null + 1
+        return fit, enc
+
+    def attr_adversary_losses(self, mu: torch.Tensor, attrs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the regressor's mean squared error on the detached z, summed over attributes; the encoder's
+        penalty: the share of each attribute's batch variance a frozen copy explains from z, above 0, summed)."""
+        frozen = torch.func.functional_call(self.attr_adv, {k: p.detach() for k, p in
+                                                            self.attr_adv.named_parameters()}, (mu,))
+        fit = (self.attr_adv(mu.detach()) - attrs).pow(2).mean(0).sum()
+        var = attrs.var(0, unbiased=False).clamp(min=1e-6)
+        enc = (1 - (frozen - attrs).pow(2).mean(0) / var).clamp(min=0).sum()
         return fit, enc
 
     # ------------------------------------------------------------------ decoding without teacher forcing
@@ -801,6 +827,9 @@ class MelodyVAE(TunesmithModel):
             latent_only = codes.copy()
             latent_only[:, self.z_dim:] = codes[:, self.z_dim:].mean(0)
             info = self.fit_sliders(latent_only)
+            if self.attr_code_dropout > 0:   # the sliders start where the decoder learnt to follow the attributes
+                self.latent_mean[:self.z_dim] = 0.0   # alone: z = 0, the prior's mean
+                info["centre"] = "z = 0 (attr_code_dropout)"
         else:
             info = self.fit_sliders(codes)
         if self.label_kinds and getattr(train_data, "labels", None) is not None:
