@@ -50,7 +50,7 @@ def sweeps(model, codec, out: Path) -> dict:
             j = ATTRIBUTES.index(name)
             z = model.move_attribute(model.slider_z(None), j, VALUES)
             zf = model.move_attribute(model.slider_z(None), j, fine)
-            a = model.attributes(codec, model.decode_ids(zf).numpy())[:, j]
+            a = model.attributes(codec, model.decode(zf).numpy())[:, j]
             rho[name] = round(spearman(fine, a), 3)
             title = f"{ATTRIBUTE_LABELS[name]}: slider -3, -1.5, 0, +1.5, +3 (Spearman over 13 steps: {rho[name]:.2f})"
         else:
@@ -59,7 +59,7 @@ def sweeps(model, codec, out: Path) -> dict:
             vals[:, i] = VALUES
             z = torch.cat([model.slider_z(v) for v in vals])
             title = f"{name} (the latent dimension with the {'largest' if i == 0 else 'second largest'} spread): -3 .. +3"
-        roll_row(ax, codec, model.decode_ids(z).numpy(), title)
+        roll_row(ax, codec, model.decode(z).numpy(), title)
     fig.tight_layout()
     save_figure(fig, out, dpi=100)
     return rho

@@ -203,3 +203,25 @@ def test_a_trained_run_end_to_end(attr_run, tmp_path):
     assert r.status_code == 200 and r.json()["length"] > 0
     r = client.post("/api/melody-vae/interpolate", json={"model": e["name"], "a": {"song": 0}, "b": {"song": 1}, "t": 0.5})
     assert r.status_code == 200
+
+
+def test_slider_positions_decode_by_a_seeded_draw():
+    torch.manual_seed(0)
+    m = _model(slider_temperature=0.5, slider_seed=3).eval()
+    z = torch.randn(4, m.latent_dim)
+    batch = m.decode(z)
+    # the same noise for every row: a batch decodes as its rows one at a time, and again the same
+    assert torch.equal(batch, torch.cat([m.decode(z[i:i + 1]) for i in range(4)]))
+    assert torch.equal(batch, m.decode(z))
+    assert torch.equal(m.decode(z[:1].repeat(3, 1)), batch[:1].repeat(3, 1))
+    # a draw, not argmax (an untrained model's argmax repeats one symbol; the draw varies)
+    assert not torch.equal(batch, m.decode_ids(z))
+    other = _model(slider_temperature=0.5, slider_seed=4).eval()
+    other.load_state_dict(m.state_dict())
+    assert not torch.equal(other.decode(z), batch)
+    # slider_temperature 0: argmax, as before
+    plain = _model().eval()
+    plain.load_state_dict(m.state_dict())
+    assert torch.equal(plain.decode(z), plain.decode_ids(z))
+    with pytest.raises(TunesmithError, match="slider_temperature must be a number >= 0"):
+        _model(slider_temperature=-0.5)

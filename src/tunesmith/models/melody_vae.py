@@ -146,7 +146,7 @@ class MelodyVAE(TunesmithModel):
                  attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
                  bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False,
-                 attr_adversary: float = 0.0):
+                 attr_adversary: float = 0.0, slider_temperature: float = 0.0, slider_seed: int = 0):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -169,6 +169,11 @@ class MelodyVAE(TunesmithModel):
         if self.attr_condition and label_groups:
             raise TunesmithError("model.attr_condition does not combine with condition labels (data.condition) yet")
         self.attr_adversary = float(attr_adversary)
+        # how a slider position is decoded (decode(), the web page): argmax (0), or a draw at this temperature
+        # with the same noise for every position (slider_seed), so a position always gives the same melody
+        self.slider_temperature, self.slider_seed = float(slider_temperature), int(slider_seed)
+        if not (np.isfinite(self.slider_temperature) and self.slider_temperature >= 0):
+            raise TunesmithError(f"model.slider_temperature must be a number >= 0 (0: argmax), not {slider_temperature}")
         if not (np.isfinite(self.attr_adversary) and self.attr_adversary >= 0):
             raise TunesmithError(f"model.attr_adversary must be a number >= 0 (0: off), not {attr_adversary}")
         if self.attr_adversary > 0 and not self.attr_condition:
@@ -512,10 +517,11 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
-                   labels: torch.Tensor | None = None, guidance=1.0) -> torch.Tensor:
+                   labels: torch.Tensor | None = None, guidance=1.0, shared_noise: bool = False) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
         the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free;
-        ``guidance``: classifier-free guidance, one scale or one per kind (:meth:`guidance_branches`))."""
+        ``guidance``: classifier-free guidance, one scale or one per kind (:meth:`guidance_branches`);
+        ``shared_noise``: every row draws with the same noise, so equal codes decode alike)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         B, L = len(z), self.phrase_len
@@ -568,7 +574,7 @@ class MelodyVAE(TunesmithModel):
                 if temperature is None:
                     tok = logits.argmax(-1)
                 else:
-                    g = torch.empty_like(logits).exponential_(generator=generator).log_()
+                    g = torch.empty_like(logits[:1] if shared_noise else logits).exponential_(generator=generator).log_()
                     tok = (logits / temperature - g).argmax(-1)
                 out[:, s * T + t] = tok
                 if guide:
@@ -685,7 +691,12 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, label=None) -> torch.Tensor:
-        """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids, argmax)."""
+        """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids): argmax, or with
+        ``slider_temperature`` > 0 a draw at that temperature from noise fixed by ``slider_seed`` (the same for
+        every code, so moving a slider back returns the same melody)."""
+        if self.slider_temperature > 0:
+            gen = torch.Generator(device=z.device).manual_seed(self.slider_seed)
+            return self.decode_ids(z, self.slider_temperature, gen, shared_noise=True)
         return self.decode_ids(z)
 
     # ------------------------------------------------------------------ sliders and attribute vectors
@@ -910,6 +921,8 @@ class MelodyVAE(TunesmithModel):
             z = (1 - t) * a + t * b
         elif sliders is not None or attributes is not None:
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
+            if temperature is None and int(beam) <= 1 and labels is None:
+                return [codec.decode(r, tempo=tempo or 120.0) for r in self.decode(z)]   # as the web page does
         else:
             z = self.label_prior(labels, n, generator) if labels is not None else None
             if z is None:

@@ -96,13 +96,14 @@ def heldout_phrases(codec, dataset: str = "essen-erk") -> tuple[list, np.ndarray
 
 
 def attribute_sweep(model, codec, name: str, values=np.linspace(-3, 3, 13), z0: torch.Tensor | None = None):
-    """Decode ``latent mean (+ z0) + value x attribute vector`` for each value; the attribute of each phrase."""
+    """Decode ``latent mean (+ z0) + value x attribute vector`` for each value (``model.decode``, what the web
+    page plays); the attribute of each phrase."""
     from ..models.melody_vae import ATTRIBUTES
 
     j = ATTRIBUTES.index(name)
     base = model.slider_z(None) if z0 is None else z0[None]
     z = model.move_attribute(base, j, values)
-    ids = model.decode_ids(z).numpy()
+    ids = model.decode(z).numpy()       # as the web page decodes a slider position
     return model.attributes(codec, ids)[:, j]
 
 
