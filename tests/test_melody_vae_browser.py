@@ -108,7 +108,7 @@ def expected(server, song):
     (e,) = server.app.state.entries.values()
     with torch.inference_mode():
         z = e.model.encode_score(e.codec, heldout_songs(e)[song])[None]
-        return score_to_json(e.codec.decode(e.model.decode_ids(z)[0]), 120.0)["notes"]
+        return score_to_json(e.codec.decode(e.model.decode(z)[0]), 120.0)["notes"]
 
 
 def screenshot(runs: list[str], out: Path) -> None:

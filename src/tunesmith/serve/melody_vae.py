@@ -156,7 +156,7 @@ def decode(req: DecodeRequest, request: Request):
         raise HTTPException(422, f"{len(req.sliders)} slider values; model {e.name} has {e.model.n_sliders}")
     with e.lock, torch.inference_mode():
         z = e.model.slider_z(req.sliders, 1, req.attributes)
-        score = e.codec.decode(e.model.decode_ids(z)[0], tempo=req.tempo)
+        score = e.codec.decode(e.model.decode(z)[0], tempo=req.tempo)
     return _done(e, score, req.tempo, t0, sliders=req.sliders, attributes=req.attributes)
 
 
@@ -183,7 +183,7 @@ def interpolate(req: InterpolateRequest, request: Request):
     with e.lock, torch.inference_mode():  # each melody is moved to C major / A minor, as the training songs were
         za, zb = (e.model.encode_score(e.codec, x) for x in (a, b))
         z = ((1 - req.t) * za + req.t * zb)[None]
-        score = e.codec.decode(e.model.decode_ids(z)[0], tempo=req.tempo)
+        score = e.codec.decode(e.model.decode(z)[0], tempo=req.tempo)
     return _done(e, score, req.tempo, t0, t=req.t)
 
 
