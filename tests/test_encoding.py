@@ -105,3 +105,18 @@ def test_titles_outside_latin1_are_written(tmp_path):
     s = Score.from_notes([(60, 0, 1)], title="Christ lag in Todes\u2019 Banden \u266b")
     back = read_midi(write_midi(s, tmp_path / "t.mid"))
     assert back.notes() == [(60, 0.0, 1.0)]
+
+
+def test_trailing_rests_survive_a_midi_round_trip(tmp_path):
+    # a 4-bar phrase whose last bar is silent: the file keeps its end (a marker read back, and the track's end,
+    # which mido reads as the file's length); before, it ended with the last note and the evaluation's empty-bar
+    # and empty-beat rates of written phrases differed from the in-memory ones
+    import mido
+
+    s = Score.from_notes([(60, 0, 4.0), (62, 4.0, 8.0)])
+    s.end = 16.0
+    back = read_midi(write_midi(s, tmp_path / "p.mid"))
+    assert back.end == 16.0 and back.notes() == s.notes()
+    assert mido.MidiFile(str(tmp_path / "p.mid")).length == pytest.approx(8.0)   # 16 beats at 120 per minute
+    plain = read_midi(write_midi(Score.from_notes([(60, 0, 1.0)]), tmp_path / "q.mid"))
+    assert plain.end is None                                                    # no explicit end: none comes back

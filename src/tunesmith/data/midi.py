@@ -12,6 +12,7 @@ from .notes import Score
 
 TPQ = 480  # ticks per quarter note in files we write
 TEMPO_RANGE = (4.0, 1000.0)  # quarter notes per minute we write (MIDI itself holds 3.58 .. 60,000,000)
+END_MARKER = "end"  # a marker at a Score's explicit end (trailing rests), which end_of_track alone does not keep
 
 
 def read_midi(path: str | os.PathLike) -> Score:
@@ -41,6 +42,7 @@ def read_midi(path: str | os.PathLike) -> Score:
         if tr.is_drum:
             drums.append(len(programs))
         programs[len(programs)] = int(tr.program)
+    ends = [float(m.time) for m in sm.markers if m.text == END_MARKER]
     tempo = float(sm.tempos[0].qpm) if len(sm.tempos) else 120.0
     ts = (int(sm.time_signatures[0].numerator), int(sm.time_signatures[0].denominator)) \
         if len(sm.time_signatures) else (4, 4)
@@ -48,6 +50,8 @@ def read_midi(path: str | os.PathLike) -> Score:
     score = Score(cat(pitch, np.int16), cat(start, np.float64), cat(dur, np.float64), cat(vel, np.int16),
                   cat(track, np.int16), tempo=tempo, time_signature=ts, title=printable(path.stem),
                   programs=programs, drum_tracks=tuple(drums))
+    if ends and ends[-1] > float((score.start + score.duration).max(initial=0.0)):
+        score.end = ends[-1]      # the trailing rests of a phrase written by write_midi
     return score.sorted()
 
 
@@ -69,6 +73,11 @@ def write_midi(score: Score, path: str | os.PathLike, tempo: float | None = None
     if score.title:  # MIDI text is latin-1: replace what it cannot hold (e.g. typographic quotes)
         name = score.title[:60].encode("latin-1", "replace").decode("latin-1")
         meta.append(mido.MetaMessage("track_name", name=name, time=0))
+    notes_end = float((score.start + score.duration).max(initial=0.0))
+    if score.end is not None and score.end > notes_end:   # trailing rests: a marker (what read_midi reads back)
+        tick = int(round(score.end * TPQ))                 # and the track's end (what other programs read)
+        meta.append(mido.MetaMessage("marker", text=END_MARKER, time=tick))
+        meta.append(mido.MetaMessage("end_of_track", time=0))
     mid.tracks.append(meta)
     tracks = sorted(set(score.track.tolist())) or [0]
     for ch_index, t in enumerate(tracks):
