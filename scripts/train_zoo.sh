@@ -24,8 +24,10 @@ case "$NAME" in
     python scripts/zoo_card.py "$NAME" "$RUN" configs/essen_transformer_cond_gpu.toml
     ;;
   melody-vae-4bar)
-    tunesmith train configs/melody_vae_4bar.toml --out "$RUN" --device cpu --quiet
-    python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar.toml
+    # issue 12: hierarchical decoder reading the phrase's five attributes, a fifth of the items decoded from the
+    # attributes alone (docs/autoencoders.md, "Attribute-conditioned decoding"); one thread, as measured
+    OMP_NUM_THREADS=1 tunesmith train configs/melody_vae_4bar_attr_cd.toml --out "$RUN" --device cpu --quiet
+    python scripts/zoo_card.py "$NAME" "$RUN" configs/melody_vae_4bar_attr_cd.toml
     ;;
   melody-vae-4bar-cond)
     # issue 16: the melody VAE with metre/mode labels, a label adversary and guidance per kind (docs/conditioning.md)
