@@ -55,19 +55,26 @@ def test_aliases_rename_in_place_and_refuse_both_names():
         apply_aliases({"model": {"latent": 1, "latent_dim": 2}}, "c.toml")
 
 
-def test_zoo_model_saved_with_old_names_loads_silently():
-    """zoo:melody-vae-4bar's config.json says latent / kl_anneal_steps (written before the rename)."""
+def test_zoo_model_saved_with_old_names_loads_silently(tmp_path):
+    """A melody VAE whose config.json says latent / kl_anneal_steps (as zoo:melody-vae-4bar's did, written before
+    the rename) loads without a warning, under the new names."""
+    import shutil
+
     from tunesmith.training.checkpoint import checkpoint_dir, load_run
 
-    raw = json.loads((checkpoint_dir("zoo:melody-vae-4bar") / "config.json").read_text())
-    assert "latent" in raw["model"] and "kl_anneal_steps" in raw["model"]   # the file is untouched
+    run = tmp_path / "old"
+    shutil.copytree(checkpoint_dir("zoo:melody-vae-4bar"), run / "checkpoint")
+    raw = json.loads((run / "checkpoint" / "config.json").read_text())
+    raw["model"]["latent"] = raw["model"].pop("latent_dim")
+    raw["model"]["kl_anneal_steps"] = raw["model"].pop("kl_warmup_steps")
+    (run / "checkpoint" / "config.json").write_text(json.dumps(raw))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model, codec, cfg, _ = load_run("zoo:melody-vae-4bar")
+        model, codec, cfg, _ = load_run(run)
     assert cfg.model["latent_dim"] == 64 and cfg.model["kl_warmup_steps"] == 2000
     assert "latent" not in cfg.model and "kl_anneal_steps" not in cfg.model
-    assert model.latent_dim == 64 and model.kl_warmup_steps == 2000
-    assert model.latent_mean.shape == (64,)
+    assert model.z_dim == 64 and model.kl_warmup_steps == 2000
+    assert json.loads((run / "checkpoint" / "config.json").read_text())["model"]["latent"] == 64   # file untouched
 
 
 def test_run_dir_with_old_names_loads_and_samples(tmp_path):
