@@ -21,10 +21,16 @@ def torchrun_two(config, out, port: int, max_steps: int, timeout: int = 300):
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def why(r) -> str:
+    """A failed torchrun's cause: the lines that name an error (a rank's abort is far above the tail), then the tail."""
+    lines = [l for l in r.stderr.splitlines() if any(w in l for w in ("rror", "terminate", "what()", "Abort"))]
+    return "\n".join(lines[:20]) + "\n...\n" + r.stderr[-1500:]
+
+
 def test_torchrun_two_processes_gloo(tiny_config, tmp_path):
     out = tmp_path / "ddp"
     r = torchrun_two(tiny_config, out, free_port(), 6)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, why(r)
     entries = sorted(p.name for p in out.iterdir())
     assert "checkpoint" in entries and not [e for e in entries if e.startswith(".checkpoint")]
     meta = json.loads((out / "checkpoint" / "meta.json").read_text())
