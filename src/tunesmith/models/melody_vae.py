@@ -28,9 +28,14 @@
   the five numbers (``latent_dim`` = the code's width), which ``encode`` computes exactly. An attribute slider
   sets one of those numbers (from the training phrases' mean, in their standard deviations, stopping at their
   0.5 % / 99.5 % quantiles), so it asks the decoder for what it was trained to follow, not for a direction
-  in ``z``; a prior sample draws ``z`` from N(0, I) and the attributes from a linear Gaussian fit of them on
-  the training codes' ``z`` (:meth:`prior_codes`). Reconstruction and interpolation carry the attributes in
-  the code like any other dimension.
+  in ``z``; a prior sample draws ``z`` from N(0, I) and its attributes from a bank of training phrases'
+  (:meth:`prior_codes`). Reconstruction and interpolation carry the attributes in the code like any other
+  dimension. ``attr_code_dropout`` here decodes that share of the items from their attributes alone (``z`` = 0),
+  and the sliders then start at ``z`` = 0. ``attr_adversary``: a regressor learns the attributes from ``z``
+  and the encoder pays for the variance it explains, so ``z`` stops carrying them.
+* **Slider decoding** (``slider_temperature`` > 0): :meth:`decode` (the web page's) draws at that temperature
+  from noise fixed by ``slider_seed``, the same for every code, instead of taking the argmax, whose phrase
+  from the sliders' centre is a near-constant line.
 
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
