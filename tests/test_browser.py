@@ -110,6 +110,15 @@ async def settle(page):
     await page.wait_for_function(SETTLED, timeout=20_000)
 
 
+async def select_and_wait(page, selector: str, value: str, also: str = "", timeout: int = 30_000):
+    """Pick ``value`` in the ``<select>`` and wait until the page has a newer piece (``also``: one more JS
+    condition to wait for, e.g. SETTLED); returns the version it waited to pass."""
+    v = await page.evaluate(f"{S}.version")
+    await page.select_option(selector, value)
+    await page.wait_for_function(f"{S}.version > {v}" + (f" && {also}" if also else ""), timeout=timeout)
+    return v
+
+
 async def no_sideways_scroll(page):
     return await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 

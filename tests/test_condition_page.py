@@ -71,7 +71,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 def test_the_page_offers_one_choice_per_kind_and_sends_it(runs):
     from playwright.async_api import async_playwright
-    from test_browser import ARGS, S, SETTLED
+    from test_browser import ARGS, SETTLED, select_and_wait
     from test_serve import LiveServer
 
     from tunesmith.serve.app import create_app
@@ -89,12 +89,8 @@ def test_the_page_offers_one_choice_per_kind_and_sends_it(runs):
                 assert not await page.locator("#lstm-cond").is_hidden()
                 assert await page.locator("#cond-metre option").count() >= 3      # any + the metres
                 assert await page.locator("#cond-mode option").all_text_contents() == ["any", "major", "minor"]
-                v = await page.evaluate(f"{S}.version")
-                await page.select_option("#cond-metre", "3/4")
-                await page.wait_for_function(f"{S}.version > {v} && {SETTLED}", timeout=30_000)
-                v = await page.evaluate(f"{S}.version")
-                await page.select_option("#cond-mode", "minor")
-                await page.wait_for_function(f"{S}.version > {v} && {SETTLED}", timeout=30_000)
+                await select_and_wait(page, "#cond-metre", "3/4", SETTLED)
+                await select_and_wait(page, "#cond-mode", "minor", SETTLED)
                 assert bodies[-1]["condition"] == "metre=3/4,mode=minor" and bodies[-1]["guidance"] == 1
                 await page.select_option("#model", "plain")                      # an unconditioned model
                 await page.wait_for_function(SETTLED, timeout=30_000)

@@ -325,17 +325,13 @@ def on_vae_page(runs, check, timeout_ms: int = 30_000) -> None:
 @pytest.mark.browser
 @pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing")
 def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
-    from test_browser import S, SETTLED
+    from test_browser import S, SETTLED, select_and_wait
 
     async def check(page, bodies):
         assert await page.locator("#mv-cond-mode option").all_text_contents() == ["any", "major", "minor"]
         assert await page.locator("#mv-cond-metre option").count() >= 3
-        v = await page.evaluate(f"{S}.version")
-        await page.select_option("#mv-cond-metre", "3/4")
-        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
-        v = await page.evaluate(f"{S}.version")
-        await page.select_option("#mv-cond-mode", "minor")
-        await page.wait_for_function(f"{S}.version > {v}", timeout=30_000)
+        await select_and_wait(page, "#mv-cond-metre", "3/4")
+        v = await select_and_wait(page, "#mv-cond-mode", "minor")
         assert bodies[-1]["condition"] == "metre=3/4,mode=minor"
         assert bodies[-1]["guidance"] == "metre=1,mode=1"
         await page.locator("#mv-guidance-mode").fill("4")                # a kind's guidance scale
@@ -361,15 +357,13 @@ def test_the_page_offers_the_vae_labels_and_sends_them(page_runs):
 @pytest.mark.skipif("melody-vae-4bar-cond" not in __import__("tunesmith.zoo").zoo.names(),
                     reason="zoo:melody-vae-4bar-cond is not installed")
 def test_the_zoo_vae_page_starts_from_its_guidance_per_kind_and_writes_the_asked_mode():
-    from test_browser import S
+    from test_browser import S, select_and_wait
 
     async def check(page, bodies):
         # the run's [sample] guidance (metre 1.5, mode 12) is where the sliders start
         assert await page.locator("#mv-guidance-metre").input_value() == "1.5"
         assert await page.locator("#mv-guidance-mode").input_value() == "12"
-        v = await page.evaluate(f"{S}.version")
-        await page.select_option("#mv-cond-mode", "minor")
-        await page.wait_for_function(f"{S}.version > {v}", timeout=60_000)
+        await select_and_wait(page, "#mv-cond-mode", "minor", timeout=60_000)
         assert bodies[-1] == {**bodies[-1], "condition": "mode=minor", "guidance": "metre=1.5,mode=12"}
         piece = await page.evaluate(f"{S}.piece")
         assert piece["notes"] and piece["melodyVae"] > 0
