@@ -366,11 +366,15 @@ class MelodyVAE(TunesmithModel):
             mu, logvar = torch.cat([mu, a], 1), torch.cat([logvar, torch.full_like(a, -20.0)], 1)
         return mu, logvar
 
+    def _phrase_attributes(self, ids: torch.Tensor) -> np.ndarray:
+        """(B, L) phrase ids -> (B, 5) attributes, read with the codec's symbol table the model was given."""
+        pt, rest_id, hold_id = self._attr_tables
+        return phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id)
+
     def attribute_inputs(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) phrase ids -> (B, 5) attributes, normalised by :data:`ATTR_CENTRE` / :data:`ATTR_SCALE`."""
-        pt, rest_id, hold_id = self._attr_tables
-        a = phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id)
-        return torch.as_tensor((a - ATTR_CENTRE) / ATTR_SCALE, dtype=torch.float32, device=ids.device)
+        a = (self._phrase_attributes(ids) - ATTR_CENTRE) / ATTR_SCALE
+        return torch.as_tensor(a, dtype=torch.float32, device=ids.device)
 
     def _init_state(self, c: torch.Tensor):
         h = torch.tanh(self.dec_init(c)).reshape(len(c), 2, self.dec_layers, self.dec_hidden)
@@ -458,9 +462,7 @@ class MelodyVAE(TunesmithModel):
             loss = loss + adv_fit + self.attr_adversary * adv_enc
             out["attr_adv"], out["attr_adv_enc"] = adv_fit.detach(), adv_enc.detach()
         if self.attr_reg > 0:
-            pt, rest_id, hold_id = self._attr_tables
-            a = torch.as_tensor(phrase_attributes(ids.cpu().numpy(), pt, self.steps_per_bar, rest_id, hold_id),
-                                dtype=z.dtype, device=z.device)
+            a = torch.as_tensor(self._phrase_attributes(ids), dtype=z.dtype, device=z.device)
             ar = attribute_reg_loss(z[:, :len(ATTRIBUTES)], a, self.attr_reg_delta).sum()
             loss = loss + self.attr_reg * ar
             out["attr"] = ar.detach()
@@ -791,17 +793,18 @@ class MelodyVAE(TunesmithModel):
         pick = torch.randint(0, self.ATTR_BANK, (n,), generator=generator, device=self.device)
         return torch.cat([z, self.attr_bank[pick]], 1)
 
-    def clamp_attributes(self, a: torch.Tensor) -> torch.Tensor:
-        return torch.maximum(torch.minimum(a, self.attr_hi), self.attr_lo)
+    def within_reach(self, z: torch.Tensor) -> torch.Tensor:
+        """Codes with their attribute inputs (attr_condition) stopped at the training phrases' reach."""
+        if not self.attr_condition:
+            return z
+        a = torch.maximum(torch.minimum(z[:, self.z_dim:], self.attr_hi), self.attr_lo)
+        return torch.cat([z[:, :self.z_dim], a], 1)
 
     def move_attribute(self, base: torch.Tensor, j: int, values) -> torch.Tensor:
         """Codes (1 or N, latent) -> (len(values), latent): ``base`` moved along attribute ``j``'s slider by
         each value (std units); with attr_condition the attribute stops at the edge of the training phrases'."""
         v = torch.as_tensor(values, dtype=torch.float32, device=base.device).reshape(-1, 1)
-        z = base + v * self.attr_scale[j] * self.attr_dirs[j]
-        if self.attr_condition:
-            z = torch.cat([z[:, :self.z_dim], self.clamp_attributes(z[:, self.z_dim:])], 1)
-        return z
+        return self.within_reach(base + v * self.attr_scale[j] * self.attr_dirs[j])
 
     @torch.no_grad()
     def fit_label_prior(self, data, batch_size: int = 512) -> dict:
@@ -869,9 +872,7 @@ class MelodyVAE(TunesmithModel):
         z = RollAutoencoder.slider_z(self, values if values is not None and len(values) else [0.0], 1)
         if attributes is not None:
             a = self._attr_values(attributes)
-            z = z + (a * self.attr_scale) @ self.attr_dirs
-            if self.attr_condition:
-                z = torch.cat([z[:, :self.z_dim], self.clamp_attributes(z[:, self.z_dim:])], 1)
+            z = self.within_reach(z + (a * self.attr_scale) @ self.attr_dirs)
         return z.expand(n_rows, -1) if len(z) == 1 else z
 
     def _attr_values(self, attributes) -> torch.Tensor:
@@ -926,8 +927,6 @@ class MelodyVAE(TunesmithModel):
             z = (1 - t) * a + t * b
         elif sliders is not None or attributes is not None:
             z = self.slider_z(list(sliders) if sliders is not None else None, n, attributes)
-            if temperature is None and int(beam) <= 1 and labels is None:
-                return [codec.decode(r, tempo=tempo or 120.0) for r in self.decode(z)]   # as the web page does
         else:
             z = self.label_prior(labels, n, generator) if labels is not None else None
             if z is None:
@@ -936,6 +935,10 @@ class MelodyVAE(TunesmithModel):
         if guided and temperature is None and int(beam) > 1:
             raise TunesmithError("--guidance works with sampling or argmax decoding, not beam search: "
                                  "give --temperature or --set beam=1")
-        ids = (self.decode_beam(z, beam, labels) if temperature is None and int(beam) > 1
-               else self.decode_ids(z, temperature, generator, labels, scales))
+        if temperature is None and int(beam) > 1:
+            ids = self.decode_beam(z, beam, labels)
+        elif temperature is None and labels is None and (sliders is not None or attributes is not None):
+            ids = self.decode(z)                # slider positions decode as the web page decodes them
+        else:
+            ids = self.decode_ids(z, temperature, generator, labels, scales)
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]
