@@ -20,7 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
-def open_page(pw, url, viewport=(1280, 900)):
+def open_page(pw, url, viewport=(1280, 900), fragment=""):
     browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
     page = browser.new_page(accept_downloads=True, viewport={"width": viewport[0], "height": viewport[1]})
     problems = []
@@ -28,21 +28,35 @@ def open_page(pw, url, viewport=(1280, 900)):
     page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type in ("error", "warning") else None)
     page.on("request", lambda r: problems.append(f"offsite: {r.url}") if not r.url.startswith(url) and
             not r.url.startswith(("blob:", "data:")) else None)
-    page.goto(url + "/")
+    page.goto(url + "/" + fragment)
     return browser, page, problems
 
 
 def wait_engraved(page, version=None, timeout=20_000):
-    """Until the notation shows the page's current piece (``data-version`` of #notation), then the count of
-    engraved note heads."""
-    page.locator("#notation svg").first.wait_for(timeout=timeout)
+    """Until the notation shows the page's current piece (``data-version`` of #notation equals the page's
+    version, and a piece with notes is engraved as SVG; a silent piece shows "(no notes)"), then that version."""
     for _ in range(timeout // 50):
         v = page.evaluate("window.tunesmith.state.version")
         if (version is None or v > version) and page.get_attribute("#notation", "data-version") == str(v) \
                 and not page.evaluate("window.tunesmith.notation.inflight"):
-            return v
+            if page.evaluate("(window.tunesmith.piece() || {notes: []}).notes.length") == 0 \
+                    or page.locator("#notation svg").count() > 0:
+                return v
         page.wait_for_timeout(50)
     raise AssertionError("the notation never caught up with the piece")
+
+
+def engraved_piece_with_notes(page, tries=20):
+    """The tiny test model draws a silent piece now and then (the page's seed is random): ask for new pieces
+    until one has notes, then its version."""
+    v = wait_engraved(page)
+    for _ in range(tries):
+        if page.evaluate("window.tunesmith.piece().notes.length") > 0:
+            return v
+        assert "(no notes)" in page.locator("#notation").inner_text()
+        page.locator("#generate").click()
+        v = wait_engraved(page, v)
+    raise AssertionError(f"{tries} pieces in a row were silent")
 
 
 def note_heads(piece: dict, metre=None, pickup="auto") -> int:
@@ -68,7 +82,7 @@ def test_notation_on_the_page_and_downloads(tiny_run, tmp_path):
     with LiveServer(create_app([tiny_run])) as srv, sync_playwright() as pw:
         browser, page, problems = open_page(pw, srv.url)
         try:
-            v = wait_engraved(page)
+            v = engraved_piece_with_notes(page)
             piece = page.evaluate("window.tunesmith.piece()")
             assert len(piece["notes"]) > 0
             abc = page.evaluate("window.tunesmith.notation.abc")
@@ -98,6 +112,51 @@ def test_notation_on_the_page_and_downloads(tiny_run, tmp_path):
             else:   # the tiny model drew a silent piece (its seed is random): nothing is engraved, the file is rests
                 assert page.evaluate("window.tunesmith.notation.abc") is None
                 assert "(no notes)" in page.locator("#notation").inner_text()
+            assert problems == []
+        finally:
+            browser.close()
+
+
+def silent_seed(run, tries=400):
+    """A seed for which the page's first request (temperature 1, 8 bars) gets a piece without notes from the
+    model in ``run``, or None."""
+    from starlette.testclient import TestClient
+
+    from tunesmith.serve.app import create_app
+
+    with TestClient(create_app([run])) as c:
+        for seed in range(tries):
+            r = c.post("/api/generate", json={"model": run.name, "seed": seed, "temperature": 1.0, "steps": 128,
+                                               "tempo": 120})
+            if not r.json()["notes"]:
+                return seed
+    return None
+
+
+@pytest.mark.browser
+def test_a_silent_first_piece_says_so_and_the_next_one_is_engraved(tiny_run):
+    """The CI failure of 2026-11-27: the tiny model's first piece (random seed) was silent, nothing was engraved,
+    and waiting for an SVG timed out. A silent piece is "(no notes)" in the notation panel, with its version."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    seed = silent_seed(tiny_run)
+    if seed is None:
+        pytest.skip("the tiny model drew no silent piece in 400 seeds")
+    from playwright.sync_api import sync_playwright
+
+    from tunesmith.serve.app import create_app
+
+    with LiveServer(create_app([tiny_run])) as srv, sync_playwright() as pw:
+        browser, page, problems = open_page(pw, srv.url, fragment=f"#m={tiny_run.name}&seed={seed}&temp=1&bars=8")
+        try:
+            v = wait_engraved(page)
+            assert page.evaluate("window.tunesmith.piece().seed") == seed
+            assert page.evaluate("window.tunesmith.piece().notes.length") == 0
+            assert page.locator("#notation svg").count() == 0
+            assert "(no notes)" in page.locator("#notation").inner_text()
+            assert page.evaluate("window.tunesmith.notation.abc") is None
+            v2 = engraved_piece_with_notes(page)
+            assert v2 > v and page.locator("#notation svg .abcjs-note").count() > 0
             assert problems == []
         finally:
             browser.close()
