@@ -35,7 +35,10 @@
   and the encoder pays for the variance it explains, so ``z`` stops carrying them.
 * **Slider decoding** (``slider_temperature`` > 0): :meth:`decode` (the web page's) draws at that temperature
   from noise fixed by ``slider_seed``, the same for every code, instead of taking the argmax, whose phrase
-  from the sliders' centre is a near-constant line.
+  from the sliders' centre is a near-constant line. ``slider_steer`` w > 0 (attr_condition) adds to the
+  logits ``w (l(0, a) - l(0, a_centre))``: what the code's attributes ``a``, read with ``z`` = 0, change from
+  the sliders' centre (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of
+  the latent sliders too, where the decoder otherwise takes the range from ``z`` and ignores the input.
 
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
@@ -151,7 +154,8 @@ class MelodyVAE(TunesmithModel):
                  attr_code_dropout: float = 0.0, vocab: list | None = None, label_groups: dict | None = None,
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
                  bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False,
-                 attr_adversary: float = 0.0, slider_temperature: float = 0.0, slider_seed: int = 0):
+                 attr_adversary: float = 0.0, slider_temperature: float = 0.0, slider_seed: int = 0,
+                 slider_steer: float = 0.0):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -179,6 +183,12 @@ class MelodyVAE(TunesmithModel):
         self.slider_temperature, self.slider_seed = float(slider_temperature), int(slider_seed)
         if not (np.isfinite(self.slider_temperature) and self.slider_temperature >= 0):
             raise TunesmithError(f"model.slider_temperature must be a number >= 0 (0: argmax), not {slider_temperature}")
+        # attr_condition: how strongly a slider position is steered towards its attributes (steering_codes; 0: off)
+        self.slider_steer = float(slider_steer)
+        if not (np.isfinite(self.slider_steer) and 0 <= self.slider_steer <= 10):
+            raise TunesmithError(f"model.slider_steer must be a number from 0 (off) to 10, not {slider_steer}")
+        if self.slider_steer > 0 and not self.attr_condition:
+            raise TunesmithError("model.slider_steer needs model.attr_condition = true (it steers the attribute inputs)")
         if not (np.isfinite(self.attr_adversary) and self.attr_adversary >= 0):
             raise TunesmithError(f"model.attr_adversary must be a number >= 0 (0: off), not {attr_adversary}")
         if self.attr_adversary > 0 and not self.attr_condition:
@@ -524,16 +534,29 @@ class MelodyVAE(TunesmithModel):
 
     @torch.no_grad()
     def decode_ids(self, z: torch.Tensor, temperature: float | None = None, generator=None,
-                   labels: torch.Tensor | None = None, guidance=1.0, shared_noise: bool = False) -> torch.Tensor:
+                   labels: torch.Tensor | None = None, guidance=1.0, shared_noise: bool = False,
+                   steer: float = 0.0) -> torch.Tensor:
         """Codes (B, latent) -> phrases (B, L): argmax at each step (``temperature`` None) or a draw from
         the softmax at that temperature (a conditioned model: ``labels`` (1 or B, kinds) label ids, -1 free;
         ``guidance``: classifier-free guidance, one scale or one per kind (:meth:`guidance_branches`);
-        ``shared_noise``: every row draws with the same noise, so equal codes decode alike)."""
+        ``shared_noise``: every row draws with the same noise, so equal codes decode alike; ``steer``: attribute
+        steering, :meth:`steering_codes`)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         B, L = len(z), self.phrase_len
         guide = self.guidance_branches(labels, guidance)
         nb = len(guide[0]) if guide else 1
+        # every guided decoding as blocks of B rows that read the same symbols, and the coefficients of their
+        # logits: l_0 + sum_i w_i (l_i - l_(i-1)) for the labels' guidance, l + w (l_a - l_centre) for steering
+        coefs = None
+        if guide:
+            w = list(guide[1]) + [0.0]
+            coefs = [1.0 - w[0]] + [w[i] - w[i + 1] for i in range(len(w) - 1)]
+        elif steer:
+            if not self.attr_condition:
+                raise TunesmithError("attribute steering needs a model trained with model.attr_condition = true")
+            z, coefs = self.steering_codes(z), [1.0, float(steer), -float(steer)]
+            nb = 3
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
         tok = torch.full((nb * B,), self.start_id, dtype=torch.long, device=z.device)
         add = mask = None
@@ -573,9 +596,9 @@ class MelodyVAE(TunesmithModel):
                     ct = c if add is None else c + add[:, t]
                     out_t, state = self.dec(torch.cat([self.embed(tok), ct], 1)[:, None], state)
                     logits = self.head(out_t[:, 0]).float()
-                if guide:
+                if coefs is not None:
                     lg = logits.reshape(nb, B, -1)
-                    logits = lg[0] + sum(w * (lg[i + 1] - lg[i]) for i, w in enumerate(guide[1]))
+                    logits = sum(c * lg[i] for i, c in enumerate(coefs) if c != 0.0)
                 if mask is not None:
                     logits = logits + mask
                 if temperature is None:
@@ -584,11 +607,22 @@ class MelodyVAE(TunesmithModel):
                     g = torch.empty_like(logits[:1] if shared_noise else logits).exponential_(generator=generator).log_()
                     tok = (logits / temperature - g).argmax(-1)
                 out[:, s * T + t] = tok
-                if guide:
+                if coefs is not None:
                     tok = tok.repeat(nb)
                 if not self.autoregressive:
                     tok = torch.full_like(tok, self.blank_id)
         return out
+
+    def steering_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """attr_condition: codes (B, latent) -> (3B, latent) for attribute steering: the codes, the codes with
+        z = 0 (decoded from their attributes alone, as the items of ``attr_code_dropout`` trained the decoder)
+        and the sliders' centre with z = 0. The logits ``l + w (l_attributes - l_centre)`` add what moving the
+        attributes from the centre does to the attributes-alone decoder, so an attribute slider moves its
+        attribute from any point of the latent sliders, not only from their centre."""
+        zero = torch.zeros(len(z), self.z_dim, device=z.device, dtype=z.dtype)
+        alone = torch.cat([zero, z[:, self.z_dim:]], 1)
+        centre = torch.cat([zero, self.latent_mean[self.z_dim:].to(z.dtype).expand(len(z), -1)], 1)
+        return torch.cat([z, alone, centre])
 
     def guidance_branches(self, labels: torch.Tensor | None, guidance=1.0):
         """Classifier-free guidance as label sets and weights: ``([None, S_1, ..., S_n], [w_1, ..., w_n])`` for the
@@ -700,11 +734,12 @@ class MelodyVAE(TunesmithModel):
     def decode(self, z: torch.Tensor, label=None) -> torch.Tensor:
         """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids): argmax, or with
         ``slider_temperature`` > 0 a draw at that temperature from noise fixed by ``slider_seed`` (the same for
-        every code, so moving a slider back returns the same melody)."""
+        every code, so moving a slider back returns the same melody); ``slider_steer`` > 0: steered towards the
+        code's attributes (:meth:`steering_codes`)."""
         if self.slider_temperature > 0:
             gen = torch.Generator(device=z.device).manual_seed(self.slider_seed)
-            return self.decode_ids(z, self.slider_temperature, gen, shared_noise=True)
-        return self.decode_ids(z)
+            return self.decode_ids(z, self.slider_temperature, gen, shared_noise=True, steer=self.slider_steer)
+        return self.decode_ids(z, steer=self.slider_steer)
 
     # ------------------------------------------------------------------ sliders and attribute vectors
     fit_sliders = RollAutoencoder.fit_sliders
