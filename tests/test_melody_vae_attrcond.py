@@ -227,40 +227,40 @@ def test_slider_positions_decode_by_a_seeded_draw():
         _model(slider_temperature=-0.5)
 
 
-def test_steering_adds_what_the_attributes_alone_change_from_the_centre():
-    """``slider_steer`` w: each step's logits are l(z, a) + w (l(0, a) - l(0, a_centre)), the three decoders
-    reading the same symbols; teacher-forced logits of the steered phrase give back its argmax symbols."""
+def test_steering_mixes_the_code_with_its_attributes_alone():
+    """``slider_steer`` w: each step's logits are (1 - w) l(z, a) + w l(0, a), the two decoders reading the same
+    symbols; teacher-forced logits of the steered phrase give back its argmax symbols."""
     torch.manual_seed(0)
     m = _model(decoder="hierarchical", encoder_pool="bars").eval()
-    m.latent_mean.copy_(torch.randn(m.latent_dim))
     z = torch.randn(3, m.latent_dim)
     codes = m.steering_codes(z)
-    assert torch.equal(codes[:3], z)
-    assert not codes[3:, :6].any() and torch.equal(codes[3:6, 6:], z[:, 6:])
-    assert torch.equal(codes[6:, 6:], m.latent_mean[6:].expand(3, -1))
-    out = m.decode_ids(z, steer=2.0)
+    assert codes.shape == (6, m.latent_dim) and torch.equal(codes[:3], z)
+    assert not codes[3:, :6].any() and torch.equal(codes[3:, 6:], z[:, 6:])
+    out = m.decode_ids(z, steer=0.7)
     with torch.no_grad():
-        l0, l1, l2 = (m.decode_logits(codes[3 * k:3 * k + 3], out) for k in range(3))
-    assert torch.equal((l0 + 2.0 * (l1 - l2)).argmax(-1), out)
+        own, alone = m.decode_logits(codes[:3], out), m.decode_logits(codes[3:], out)
+    assert torch.equal((0.3 * own + 0.7 * alone).argmax(-1), out)
     assert not torch.equal(out, m.decode_ids(z))          # steering changed the phrases of this random model
     assert torch.equal(m.decode_ids(z, steer=0.0), m.decode_ids(z))
-    # at z = 0 with the centre's attributes the three decoders agree: steering changes nothing
-    centre = torch.cat([torch.zeros(1, 6), m.latent_mean[None, 6:]], 1)
-    assert torch.equal(m.decode_ids(centre, steer=2.0), m.decode_ids(centre))
-    # decode() (the web page's) steers by model.slider_steer, with its seeded draw
+    # with z = 0 the two decoders agree: steering changes nothing, whatever the attributes
+    at_zero = torch.cat([torch.zeros(3, 6), z[:, 6:]], 1)
+    assert torch.equal(m.decode_ids(at_zero, steer=0.7), m.decode_ids(at_zero))
+    # decode() (the web page's) steers by model.slider_steer, with its seeded draw; steer=0 for real melodies
     s = _model(decoder="hierarchical", encoder_pool="bars", slider_temperature=0.5, slider_seed=3,
-               slider_steer=2.0).eval()
+               slider_steer=0.7).eval()
     s.load_state_dict(m.state_dict())
-    want = s.decode_ids(z, 0.5, torch.Generator().manual_seed(3), shared_noise=True, steer=2.0)
-    assert torch.equal(s.decode(z), want)
+    draw = lambda w: s.decode_ids(z, 0.5, torch.Generator().manual_seed(3), shared_noise=True, steer=w)  # noqa: E731
+    assert torch.equal(s.decode(z), draw(0.7)) and torch.equal(s.decode(z, steer=0.0), draw(0.0))
 
 
-def test_steering_needs_attribute_inputs_and_a_sane_weight():
+def test_steering_needs_attribute_inputs_and_a_weight_up_to_one():
     with pytest.raises(TunesmithError, match="slider_steer needs model.attr_condition"):
-        _model(attr_condition=False, slider_steer=1.0)
-    for bad in (-1.0, float("nan"), 11.0):
+        _model(attr_condition=False, slider_steer=0.5)
+    for bad in (-0.5, float("nan"), 1.5):
         with pytest.raises(TunesmithError, match="slider_steer must be a number from 0"):
             _model(slider_steer=bad)
+    with pytest.raises(TunesmithError, match="a weight from 0 to 1"):
+        _model().decode_ids(torch.zeros(1, 6 + K), steer=1.5)
     plain = _model(attr_condition=False).eval()
     with pytest.raises(TunesmithError, match="attribute steering needs a model trained with"):
-        plain.decode_ids(torch.zeros(1, plain.latent_dim), steer=1.0)
+        plain.decode_ids(torch.zeros(1, plain.latent_dim), steer=0.5)

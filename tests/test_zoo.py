@@ -52,18 +52,18 @@ def test_attribute_sliders_move_their_attribute_monotonically():
 
 
 @pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
-def test_attribute_sliders_also_work_away_from_the_centre():
-    """From 8 codes drawn at 0.5 sigma around the centre (where "New piece" leaves the latent sliders) every
-    attribute slider still moves its attribute; without the steering (model.slider_steer) range did not."""
+def test_attribute_sliders_also_work_after_new_piece():
+    """From 8 codes the page's "New piece" makes (the latent sliders drawn from N(0, 1)) every attribute slider
+    still moves its attribute; without the steering (model.slider_steer) range hardly did."""
     from tunesmith.zoo.measure import attribute_spearman
 
     model, codec, _, _ = load_run("zoo:melody-vae-4bar")
     assert model.slider_steer > 0
-    steered = {k: v["mean_over_bases"] for k, v in attribute_spearman(model, codec).items()}
-    assert min(steered.values()) >= 0.8, steered
+    steered = {k: v["after_new_piece"] for k, v in attribute_spearman(model, codec).items()}
+    assert min(steered.values()) >= 0.85, steered
     model.slider_steer = 0.0
-    plain = {k: v["mean_over_bases"] for k, v in attribute_spearman(model, codec).items()}
-    assert plain["pitch_range"] < 0.5, plain
+    plain = {k: v["after_new_piece"] for k, v in attribute_spearman(model, codec).items()}
+    assert plain["pitch_range"] < 0.7, plain
 
 
 @pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")

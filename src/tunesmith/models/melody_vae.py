@@ -35,10 +35,10 @@
   and the encoder pays for the variance it explains, so ``z`` stops carrying them.
 * **Slider decoding** (``slider_temperature`` > 0): :meth:`decode` (the web page's) draws at that temperature
   from noise fixed by ``slider_seed``, the same for every code, instead of taking the argmax, whose phrase
-  from the sliders' centre is a near-constant line. ``slider_steer`` w > 0 (attr_condition) adds to the
-  logits ``w (l(0, a) - l(0, a_centre))``: what the code's attributes ``a``, read with ``z`` = 0, change from
-  the sliders' centre (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of
-  the latent sliders too, where the decoder otherwise takes the range from ``z`` and ignores the input.
+  from the sliders' centre is a near-constant line. ``slider_steer`` w in (0, 1] (attr_condition) decodes
+  with the logits ``(1 - w) l(z, a) + w l(0, a)``, the code's own and those of its attributes alone
+  (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of the latent sliders
+  too, where the decoder otherwise takes the range from ``z`` and ignores the input.
 
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
@@ -183,10 +183,10 @@ class MelodyVAE(TunesmithModel):
         self.slider_temperature, self.slider_seed = float(slider_temperature), int(slider_seed)
         if not (np.isfinite(self.slider_temperature) and self.slider_temperature >= 0):
             raise TunesmithError(f"model.slider_temperature must be a number >= 0 (0: argmax), not {slider_temperature}")
-        # attr_condition: how strongly a slider position is steered towards its attributes (steering_codes; 0: off)
+        # attr_condition: the weight of the attributes-alone expert in a slider position's logits (steering_codes)
         self.slider_steer = float(slider_steer)
-        if not (np.isfinite(self.slider_steer) and 0 <= self.slider_steer <= 10):
-            raise TunesmithError(f"model.slider_steer must be a number from 0 (off) to 10, not {slider_steer}")
+        if not (np.isfinite(self.slider_steer) and 0 <= self.slider_steer <= 1):
+            raise TunesmithError(f"model.slider_steer must be a number from 0 (off) to 1, not {slider_steer}")
         if self.slider_steer > 0 and not self.attr_condition:
             raise TunesmithError("model.slider_steer needs model.attr_condition = true (it steers the attribute inputs)")
         if not (np.isfinite(self.attr_adversary) and self.attr_adversary >= 0):
@@ -547,7 +547,7 @@ class MelodyVAE(TunesmithModel):
         guide = self.guidance_branches(labels, guidance)
         nb = len(guide[0]) if guide else 1
         # every guided decoding as blocks of B rows that read the same symbols, and the coefficients of their
-        # logits: l_0 + sum_i w_i (l_i - l_(i-1)) for the labels' guidance, l + w (l_a - l_centre) for steering
+        # logits: l_0 + sum_i w_i (l_i - l_(i-1)) for the labels' guidance, (1 - w) l + w l_a for steering
         coefs = None
         if guide:
             w = list(guide[1]) + [0.0]
@@ -555,8 +555,10 @@ class MelodyVAE(TunesmithModel):
         elif steer:
             if not self.attr_condition:
                 raise TunesmithError("attribute steering needs a model trained with model.attr_condition = true")
-            z, coefs = self.steering_codes(z), [1.0, float(steer), -float(steer)]
-            nb = 3
+            if not 0 < steer <= 1:
+                raise TunesmithError(f"attribute steering is a weight from 0 to 1, not {steer}")
+            z, coefs = self.steering_codes(z), [1.0 - float(steer), float(steer)]
+            nb = 2
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
         tok = torch.full((nb * B,), self.start_id, dtype=torch.long, device=z.device)
         add = mask = None
@@ -614,15 +616,14 @@ class MelodyVAE(TunesmithModel):
         return out
 
     def steering_codes(self, z: torch.Tensor) -> torch.Tensor:
-        """attr_condition: codes (B, latent) -> (3B, latent) for attribute steering: the codes, the codes with
-        z = 0 (decoded from their attributes alone, as the items of ``attr_code_dropout`` trained the decoder)
-        and the sliders' centre with z = 0. The logits ``l + w (l_attributes - l_centre)`` add what moving the
-        attributes from the centre does to the attributes-alone decoder, so an attribute slider moves its
-        attribute from any point of the latent sliders, not only from their centre."""
-        zero = torch.zeros(len(z), self.z_dim, device=z.device, dtype=z.dtype)
-        alone = torch.cat([zero, z[:, self.z_dim:]], 1)
-        centre = torch.cat([zero, self.latent_mean[self.z_dim:].to(z.dtype).expand(len(z), -1)], 1)
-        return torch.cat([z, alone, centre])
+        """attr_condition: codes (B, latent) -> (2B, latent) for attribute steering: the codes, and the codes
+        with z = 0, decoded from their attributes alone (as the items of ``attr_code_dropout`` trained the
+        decoder; there it follows every attribute input). The logits ``(1 - w) l(z, a) + w l(0, a)`` are a
+        product of the two experts: where the latent sliders took z away from 0 and the decoder reads the
+        range from z, not from its input, the attributes-alone expert still asks for the range; at z = 0 the
+        two agree and nothing changes."""
+        alone = torch.cat([torch.zeros(len(z), self.z_dim, device=z.device, dtype=z.dtype), z[:, self.z_dim:]], 1)
+        return torch.cat([z, alone])
 
     def guidance_branches(self, labels: torch.Tensor | None, guidance=1.0):
         """Classifier-free guidance as label sets and weights: ``([None, S_1, ..., S_n], [w_1, ..., w_n])`` for the
@@ -731,15 +732,16 @@ class MelodyVAE(TunesmithModel):
         return seqs[:, 0]
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, label=None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, label=None, steer: float | None = None) -> torch.Tensor:
         """The web app's VAE contract: codes -> what ``codec.decode`` reads (phrase ids): argmax, or with
         ``slider_temperature`` > 0 a draw at that temperature from noise fixed by ``slider_seed`` (the same for
-        every code, so moving a slider back returns the same melody); ``slider_steer`` > 0: steered towards the
-        code's attributes (:meth:`steering_codes`)."""
+        every code, so moving a slider back returns the same melody); ``slider_steer`` > 0 (or ``steer``; 0 for
+        codes of real melodies, e.g. interpolation): steered towards the code's attributes (:meth:`steering_codes`)."""
+        steer = self.slider_steer if steer is None else float(steer)
         if self.slider_temperature > 0:
             gen = torch.Generator(device=z.device).manual_seed(self.slider_seed)
-            return self.decode_ids(z, self.slider_temperature, gen, shared_noise=True, steer=self.slider_steer)
-        return self.decode_ids(z, steer=self.slider_steer)
+            return self.decode_ids(z, self.slider_temperature, gen, shared_noise=True, steer=steer)
+        return self.decode_ids(z, steer=steer)
 
     # ------------------------------------------------------------------ sliders and attribute vectors
     fit_sliders = RollAutoencoder.fit_sliders
