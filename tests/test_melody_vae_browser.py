@@ -23,7 +23,13 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")]
 
 
-def run_page(url, body, width=1280, height=1000):
+MELODY_VAE_READY = "#melody-vae-panel input[data-attr=rests]"
+
+
+def run_page(url, body, width=1280, height=1000, ready: str | None = MELODY_VAE_READY):
+    """Open the page in headless chromium, wait until it settles and ``ready`` (a selector; None: only the model
+    menu, as the first model of the zoo may be an audio one, which sets no piece) shows, then ``body(page,
+    problems)``."""
     from playwright.async_api import async_playwright
 
     async def main():
@@ -36,8 +42,12 @@ def run_page(url, body, width=1280, height=1000):
             page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
             try:
                 await page.goto(url)
-                await page.wait_for_function(SETTLED, timeout=30_000)
-                await page.wait_for_selector("#melody-vae-panel input[data-attr=rests]", timeout=30_000)
+                if ready is None:
+                    await page.wait_for_function("document.querySelectorAll('#model option').length > 0",
+                                                 timeout=60_000)
+                else:
+                    await page.wait_for_function(SETTLED, timeout=30_000)
+                    await page.wait_for_selector(ready, timeout=30_000)
                 await body(page, problems)
             finally:
                 await browser.close()
@@ -183,29 +193,7 @@ def test_zoo_melody_vae_slider_redraws_the_piano_roll_within_100_ms():
         assert problems == [], problems
 
     with LiveServer(create_app(["zoo:" + n for n in zoo.names()])) as srv:
-        run_page_any(srv.url, body)
-
-
-def run_page_any(url, body, width=1280, height=1000):
-    """run_page, but without waiting for the melody VAE panel (the first model of the zoo may be another)."""
-    from playwright.async_api import async_playwright
-
-    async def main():
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            ctx = await browser.new_context(viewport={"width": width, "height": height}, bypass_csp=True)
-            page = await ctx.new_page()
-            problems = []
-            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
-            try:
-                await page.goto(url)   # the first model may be an audio one, which sets no piece: wait for the menu
-                await page.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=60_000)
-                await body(page, problems)
-            finally:
-                await browser.close()
-
-    asyncio.run(main())
+        run_page(srv.url, body, ready=None)
 
 
 if __name__ == "__main__":
