@@ -22,6 +22,21 @@ def test_values_are_typed_by_the_declaration():
     assert type(got["voices"]) is int and type(got["wobble"]) is float
 
 
+def test_lists_and_dicts_of_numbers_are_comma_separated():
+    """The VAEs' ``sliders: list[float]`` and the melody VAE's ``attributes: dict[str, float]`` (a string reached
+    the model before: "too many dimensions 'str'")."""
+    from tunesmith.models.autoencoder import RollAutoencoder
+    from tunesmith.models.melody_vae import MelodyVAE
+
+    assert parse_control_values(RollAutoencoder, ["sliders=1.5,0,-2"]) == {"sliders": [1.5, 0.0, -2.0]}
+    got = parse_control_values(MelodyVAE, ["sliders=1", "attributes=pitch_range=2, rests=-1.5"])
+    assert got == {"sliders": [1.0], "attributes": {"pitch_range": 2.0, "rests": -1.5}}
+    for pair, hint in (("sliders=1,,2", "numbers separated by commas"), ("attributes=rests", "NAME=NUMBER pairs"),
+                       ("attributes==1", "NAME=NUMBER pairs"), ("attributes=rests=x", "NAME=NUMBER pairs")):
+        with pytest.raises(TunesmithError, match=hint):
+            parse_control_values(MelodyVAE, [pair])
+
+
 @pytest.mark.parametrize("pair,msg", [("tremolo=1", "has no control 'tremolo' (it takes: legato, style, voices, "
                                                     "wobble"),
                                       ("voices=two", "expected a value of type int"),

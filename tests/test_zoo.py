@@ -90,6 +90,36 @@ def test_the_pages_interpolation_decodes_real_melodies_unsteered():
 
 
 @pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
+def test_sliders_and_attributes_from_the_command_line(tmp_path, capsys):
+    """`--set sliders=1.5,0,-2` and `--set attributes=pitch_range=2` reach the model (they were passed on as
+    strings: "too many dimensions 'str'"), and --help-model shows them as --set, not as flags that do not exist."""
+    from tunesmith.cli import main
+    from tunesmith.data.midi import read_midi
+
+    assert main(["sample", "zoo:melody-vae-4bar", "--help-model"]) == 0
+    out = capsys.readouterr().out
+    assert "--set sliders=" in out and "--set attributes=" in out and "\n--attributes" not in out
+    span = {}
+    for v in (-2.5, 2.5):
+        assert main(["sample", "zoo:melody-vae-4bar", "--set", f"attributes=pitch_range={v}", "--num", "1",
+                     "--out", str(tmp_path / str(v))]) == 0
+        p = read_midi(tmp_path / str(v) / "sample_000.mid").pitch
+        span[v] = max(p) - min(p)
+    assert span[2.5] > span[-2.5], span
+    assert main(["sample", "zoo:melody-vae-4bar", "--set", "sliders=1.5,0,-2", "--num", "1", "--out",
+                 str(tmp_path / "s")]) == 0
+    model, codec, _, _ = load_run("zoo:melody-vae-4bar")
+    want = model.generate(codec, 1, sliders=[1.5, 0, -2])[0]
+    assert read_midi(tmp_path / "s" / "sample_000.mid").notes() == want.notes()
+    capsys.readouterr()
+    for bad, says in (("attributes=pitch_range", "NAME=NUMBER pairs"), ("sliders=a,b", "numbers separated by commas"),
+                      ("attributes=loudness=1", "unknown attribute 'loudness'")):
+        assert main(["sample", "zoo:melody-vae-4bar", "--set", bad, "--out", str(tmp_path / "bad")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert says in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
 def test_slider_move_decodes_fast():
     import time
 

@@ -63,7 +63,7 @@ def cmd_sample(a) -> None:
 
         model, codec, cfg, meta = load_run(a.run, "cpu")
         print(f"{a.run}: {cfg.model['name']} ({type(model).__name__}); controls for `tunesmith sample`:")
-        print(describe(model, dict(cfg.sample), codec))
+        print(describe(model, dict(cfg.sample), codec, flags=set(vars(a))))
         return
     if a.reconstruct:
         from .sampling.reconstruct import reconstruct_run

@@ -234,7 +234,7 @@ class RollAutoencoder(TunesmithModel):
         return self.latent_mean + eps * self.latent_std  # AE: a Gaussian fitted to the encoded data
 
     @torch.no_grad()
-    def generate(self, codec, n: int, generator=None, sliders=None, interpolate=None, condition=None,
+    def generate(self, codec, n: int, generator=None, sliders: list[float] | None = None, interpolate=None, condition=None,
                  tempo: float | None = None, threshold: float | None = None):
         """``sliders``: values in std units (-3..3) for the top sliders -> n identical pieces;
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n pieces on the line between their codes

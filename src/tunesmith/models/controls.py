@@ -23,7 +23,11 @@ CONTROL_MEANINGS: dict[str, tuple[str, str]] = {   # name -> (range, meaning)
                            "is free)"),
     "guidance": (">= 0", "classifier-free guidance: 1 = plain conditional, > 1 follows the condition more "
                          "strictly, 0 ignores it"),
-    "sliders": ("[-3, 3] each", "latent slider positions (standard deviations along each direction)"),
+    "sliders": ("[-3, 3] each", "latent slider positions, comma-separated (standard deviations along each "
+                                "direction; the first ones, the rest at 0), e.g. 1.5,0,-2"),
+    "attributes": ("NAME=VALUE,...", "attribute slider positions in standard deviations, e.g. pitch_range=2,rests=-1 "
+                                     "(note_density, pitch_height, pitch_range, stepwise_motion, rests)"),
+    "beam": (">= 1", "beam search over that many hypotheses (1: decode step by step)"),
     "interpolate": ("2 files", "two MIDI files: decode the latent path between them"),
     "melody": ("MIDI file", "a melody to harmonise as the soprano (kept exactly)"),
     "denoise": ("on/off", "spectral-gating noise reduction of the audio"),
@@ -82,11 +86,12 @@ def controls(model, codec=None) -> list[Control]:
     return out
 
 
-def describe(model, defaults: dict | None = None, codec=None) -> str:
-    """A table of the model's controls (defaults from the run's [sample] section win)."""
+def describe(model, defaults: dict | None = None, codec=None, flags=None) -> str:
+    """A table of the model's controls (defaults from the run's [sample] section win). ``flags``: the names the
+    command line has a flag for; any other control is shown as ``--set NAME=``, the way to give it."""
     defaults = defaults or {}
-    rows = [(c.flag, c.type, repr(defaults.get(c.name, c.default)), c.range, c.meaning)
-            for c in controls(model, codec)]
+    rows = [(c.flag if flags is None or c.name in flags else f"--set {c.name}=", c.type,
+             repr(defaults.get(c.name, c.default)), c.range, c.meaning) for c in controls(model, codec)]
     if not rows:
         return f"{type(model).__name__} takes no sampling controls besides --num, --seed and --out"
     w = [max(len(r[i]) for r in rows + [("flag", "type", "default", "range", "meaning")]) for i in range(4)]
@@ -124,9 +129,21 @@ def parse_control_values(model, pairs, codec=None) -> dict[str, Any]:
                 value = int(raw)
             elif t.startswith("float"):
                 value = float(raw)
+            elif t.startswith("list[float]"):   # 1.5,0,-2
+                value = [float(x) for x in raw.split(",")]
+            elif t.startswith("dict[str,float]"):   # pitch_range=2,rests=-1
+                value = {}
+                for item in raw.split(","):
+                    k, eq, v = item.partition("=")
+                    if not eq or not k.strip():
+                        raise ValueError(item)
+                    value[k.strip()] = float(v)
             else:
                 value = raw
         except ValueError:
-            raise TunesmithError(f"--set {name}: expected a value of type {c.type}, got {raw!r}") from None
+            example = {"list[float]": " (numbers separated by commas, e.g. 1.5,0,-2)",
+                       "dict[str,float]": " (NAME=NUMBER pairs separated by commas, e.g. pitch_range=2,rests=-1)"}
+            hint = next((v for k, v in example.items() if t.startswith(k)), "")
+            raise TunesmithError(f"--set {name}: expected a value of type {c.type}{hint}, got {raw!r}") from None
         out[name] = value
     return out

@@ -943,10 +943,11 @@ class MelodyVAE(TunesmithModel):
         return mu[0]
 
     @torch.no_grad()
-    def generate(self, codec, n: int, generator=None, temperature: float | None = None, sliders=None,
-                 attributes=None, interpolate=None, tempo: float = 120.0, beam: int = 1, condition: str | None = None,
-                 guidance: str | float | dict = 1.0):
-        """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases;
+    def generate(self, codec, n: int, generator=None, temperature: float | None = None,
+                 sliders: list[float] | None = None, attributes: dict[str, float] | None = None, interpolate=None,
+                 tempo: float = 120.0, beam: int = 1, condition: str | None = None, guidance: str | float | dict = 1.0):
+        """``sliders`` (latent, std units) and/or ``attributes`` ({name: std units}) -> n identical phrases, decoded
+        as the web page decodes a slider position (:meth:`decode`; ``temperature`` and ``beam`` are for the rest);
         ``interpolate=(a, b)``: two MIDI paths or Scores -> n phrases between their codes (endpoints
         included); otherwise n phrases from the prior. Decoding is argmax unless ``temperature`` is given;
         ``beam`` > 1 (without a temperature): beam search for the most likely phrase of each code (also what
@@ -972,10 +973,10 @@ class MelodyVAE(TunesmithModel):
         if guided and temperature is None and int(beam) > 1:
             raise TunesmithError("--guidance works with sampling or argmax decoding, not beam search: "
                                  "give --temperature or --set beam=1")
-        if temperature is None and int(beam) > 1:
+        if labels is None and (sliders is not None or attributes is not None):
+            ids = self.decode(z)   # a slider position is one melody, decoded as the web page decodes it
+        elif temperature is None and int(beam) > 1:
             ids = self.decode_beam(z, beam, labels)
-        elif temperature is None and labels is None and (sliders is not None or attributes is not None):
-            ids = self.decode(z)                # slider positions decode as the web page decodes them
         else:
             ids = self.decode_ids(z, temperature, generator, labels, scales)
         return [codec.decode(r, tempo=tempo or 120.0) for r in ids]
