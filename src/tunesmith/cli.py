@@ -110,7 +110,7 @@ def cmd_serve(a) -> None:
     if not runs:  # no run given: every model shipped in the zoo
         from . import zoo
 
-        runs = [zoo.PREFIX + n for n in zoo.names()]
+        runs = [zoo.PREFIX + n for n in zoo.page_order(zoo.names())]   # the page opens on the first
         if not runs:
             raise TunesmithError("no run given and no zoo model installed: tunesmith serve RUN [RUN...]")
     serve(runs, host=a.host, port=a.port)

@@ -28,6 +28,18 @@ def names() -> list[str]:
     return sorted(p.name for p in ZOO_DIR.iterdir() if (p / "checkpoint" / "model.safetensors").exists())
 
 
+#: the order in which `tunesmith serve` (no run given) offers the zoo: the page opens on the first, the melody
+#: VAE whose sliders change the melody as they move; a model not listed comes after these, by name
+PAGE_ORDER = ("melody-vae-4bar", "essen-lstm", "essen-transformer", "chorale-harmonizer", "essen-gan-rhythm",
+              "melody-vae-4bar-cond", "audio-cvae")
+
+
+def page_order(names) -> list[str]:
+    """``names`` in :data:`PAGE_ORDER`, the others after them by name."""
+    rank = {n: i for i, n in enumerate(PAGE_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+
 def is_zoo(spec) -> bool:
     return isinstance(spec, str) and spec.startswith(PREFIX)
 
