@@ -94,14 +94,17 @@ CARDS = {
             "slider_seed; argmax decoding from the sliders' centre is a near-constant line that ignores the range and "
             "rests sliders), steered towards their attributes (model.slider_steer 0.7: the logits are 0.3 x the "
             "code's plus 0.7 x those of its attributes alone, z = 0). So a slider can also change notes its attribute "
-            "does not ask for, and the latent sliders do less than unsteered (a sweep of one changes 12 % of the "
-            "symbols between neighbouring positions, against 18 %).",
+            "does not ask for, and the latent sliders do less than unsteered.",
             "The attribute sliders follow their attribute from the sliders' centre (Spearman {attribute_spearman_min} "
-            "or more with the shipped noise, slider_seed 0; with seeds 2, 3 and 4 too; seed 1: range 0.79, rests "
-            "0.26; steering changes nothing at the centre) and after the page's New piece (8 draws of the latent "
+            "or more with the shipped noise, slider_seed 0) and after the page's New piece (8 draws of the latent "
             "sliders: mean Spearman {attribute_spearman_new_piece_min} or more; unsteered, range 0.57). From codes "
-            "drawn at 0.5 sigma around the centre, attributes included, range and stepwise motion just pass (0.81, "
-            "0.80; unsteered 0.14, 0.70). Steered sweeps stay about as song-like (mean overlap 0.883 against 0.898).",
+            "drawn at 0.5 sigma around the centre, attributes included, range and stepwise motion follow less "
+            "(docs/autoencoders.md, \"Steering the slider positions\").",
+            "New melodies (prior samples and slider positions) are kept in one key (model.key_lock): each is drawn, "
+            "then drawn again with the same noise inside the major (= natural minor) scale that holds most of its "
+            "notes. Without it 8 % of their notes fell outside any one scale (the songs: 0.6 %) and the prior "
+            "samples' mean overlap was 0.870. So a raised leading tone in minor or a chromatic passing note never "
+            "comes out of the sampler; reconstructions and interpolations of real melodies are not locked.",
             "Attribute sliders stop at the training phrases' 0.5 % and 99.5 % quantiles; combinations the songs never "
             "have (e.g. many rests at a high note density) decode to whatever the model makes of them.",
             "Phrases only: 4 bars of 4 beats (a 3/4 tune's bars do not line up with the model's).",
@@ -109,8 +112,8 @@ CARDS = {
         ],
         "figure_notes": "onset_f1 / token_accuracy: `tunesmith sample zoo:melody-vae-4bar --reconstruct essen-erk:val` "
                         "(beam search with 8 hypotheses from the posterior mean, `[sample] beam = 8`); mean_overlap: 200 "
-                        "prior samples (seed 0, T 0.7; the attributes of each drawn from the model's bank of training "
-                        "phrases' attributes) evaluated against the held-out phrases; attribute_spearman: Spearman "
+                        "prior samples (seed 0, T 0.7, key-locked; the attributes of each drawn from the model's bank of "
+                        "training phrases' attributes) evaluated against the held-out phrases; attribute_spearman: Spearman "
                         "correlation between attribute slider value (-3..3, 13 steps, from the sliders' centre, decoded "
                         "as the web page decodes a slider position) and the attribute of the decoded phrase; "
                         "attribute_spearman_new_piece: the same from 8 codes the web page's New piece makes (the 20 "

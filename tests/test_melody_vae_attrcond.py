@@ -245,12 +245,13 @@ def test_steering_mixes_the_code_with_its_attributes_alone():
     # with z = 0 the two decoders agree: steering changes nothing, whatever the attributes
     at_zero = torch.cat([torch.zeros(3, 6), z[:, 6:]], 1)
     assert torch.equal(m.decode_ids(at_zero, steer=0.7), m.decode_ids(at_zero))
-    # decode() (the web page's) steers by model.slider_steer, with its seeded draw; steer=0 for real melodies
+    # decode() (the web page's) steers a slider position by model.slider_steer, with its seeded draw; not a real
+    # melody's code (slider=False)
     s = _model(decoder="hierarchical", encoder_pool="bars", slider_temperature=0.5, slider_seed=3,
                slider_steer=0.7).eval()
     s.load_state_dict(m.state_dict())
     draw = lambda w: s.decode_ids(z, 0.5, torch.Generator().manual_seed(3), shared_noise=True, steer=w)  # noqa: E731
-    assert torch.equal(s.decode(z), draw(0.7)) and torch.equal(s.decode(z, steer=0.0), draw(0.0))
+    assert torch.equal(s.decode(z), draw(0.7)) and torch.equal(s.decode(z, slider=False), draw(0.0))
 
 
 def test_steering_needs_attribute_inputs_and_a_weight_up_to_one():
@@ -264,3 +265,43 @@ def test_steering_needs_attribute_inputs_and_a_weight_up_to_one():
     plain = _model(attr_condition=False).eval()
     with pytest.raises(TunesmithError, match="attribute steering needs a model trained with"):
         plain.decode_ids(torch.zeros(1, plain.latent_dim), steer=0.5)
+
+
+def test_key_masks_keep_the_scale_the_phrase_fits_best():
+    m = _model()
+    ids = lambda pitches: torch.tensor([[VOCAB.index(str(p)) for p in pitches]])  # noqa: E731
+    c_major = m.key_masks(ids([60, 62, 64, 65, 67, 69, 71, 72]))[0]
+    allowed = {VOCAB[i] for i in range(len(VOCAB)) if c_major[i] == 0}
+    assert allowed == {"/", "_", "r", "60", "62", "64", "65", "67", "69", "71", "72"}
+    # D major (two sharps): F#, C# allowed, F and C not
+    d_major = m.key_masks(ids([62, 64, 66, 67, 69, 71, 61, 62]))[0]
+    assert {VOCAB[i] for i in range(len(VOCAB)) if d_major[i] == 0} == {"/", "_", "r", "61", "62", "64", "66", "67",
+                                                                         "69", "71"}
+    # one odd note in a C major phrase: the scale that holds the most notes wins, the odd note is masked
+    odd = m.key_masks(ids([60, 64, 67, 72, 64, 60, 63, 60]))[0]
+    assert odd[VOCAB.index("63")] == float("-inf") and odd[VOCAB.index("64")] == 0
+    with pytest.raises(TunesmithError, match="key_lock needs the codec's vocabulary"):
+        _model(attr_condition=False, vocab=None).key_masks(ids([60]))
+
+
+def test_key_lock_draws_again_with_the_same_noise_inside_the_first_draws_scale():
+    torch.manual_seed(0)
+    m = _model(decoder="hierarchical", encoder_pool="bars").eval()
+    z = torch.randn(6, m.latent_dim)
+    free = m.decode_ids(z, 1.5, torch.Generator().manual_seed(4))
+    locked = m.decode_ids(z, 1.5, torch.Generator().manual_seed(4), key_lock=True)
+    assert torch.equal(locked, m.decode_ids(z, 1.5, torch.Generator().manual_seed(4), row_mask=m.key_masks(free)))
+    assert not torch.equal(locked, free)          # this random model wanders out of key, the lock brings it back
+    pitch = torch.as_tensor(PT)[locked]
+    for row, mask in zip(pitch, m.key_masks(free)):
+        assert all(mask[VOCAB.index(str(int(p)))] == 0 for p in row if p >= 0)
+    # the generator's draws after a locked decoding are those after one decoding (its state is put back once)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    m.decode_ids(z, 1.5, g1, key_lock=True)
+    m.decode_ids(z, 1.5, g2)
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+    # model.key_lock: prior samples and slider positions are locked, a real melody's code (slider=False) is not
+    k = _model(decoder="hierarchical", encoder_pool="bars", key_lock=True).eval()
+    k.load_state_dict(m.state_dict())
+    assert torch.equal(k.decode(z), m.decode_ids(z, key_lock=True))
+    assert torch.equal(k.decode(z, slider=False), m.decode_ids(z))

@@ -68,7 +68,8 @@ def test_attribute_sliders_also_work_after_new_piece():
 
 @pytest.mark.skipif("melody-vae-4bar" not in NAMES, reason="zoo:melody-vae-4bar not built")
 def test_the_pages_interpolation_decodes_real_melodies_unsteered():
-    """A held-out song's own code (t = 0) is decoded without steering: steered, it would come out different."""
+    """A held-out song's own code (t = 0) is decoded as it is: as a slider position (steered, key-locked) it
+    would come out different."""
     from starlette.testclient import TestClient
 
     from tunesmith.serve.app import create_app
@@ -82,7 +83,7 @@ def test_the_pages_interpolation_decodes_real_melodies_unsteered():
                                                              "t": 0.0})
         assert r.status_code == 200, r.text
         z = e.model.encode_score(e.codec, heldout_songs(e)[song])[None]
-        plain, steered = (e.codec.decode(e.model.decode(z, steer=w)[0]).notes() for w in (0.0, None))
+        plain, steered = (e.codec.decode(e.model.decode(z, slider=flag)[0]).notes() for flag in (False, True))
         got = [(n["p"], n["s"], n["d"]) for n in r.json()["notes"]]
         assert got == [(int(p), float(s), float(d)) for p, s, d in plain]
         differ += plain != steered

@@ -182,8 +182,8 @@ def interpolate(req: InterpolateRequest, request: Request):
     a, b = _melody(e, req.a), _melody(e, req.b)
     with e.lock, torch.inference_mode():  # each melody is moved to C major / A minor, as the training songs were
         za, zb = (e.model.encode_score(e.codec, x) for x in (a, b))
-        z = ((1 - req.t) * za + req.t * zb)[None]   # codes of real melodies: decoded unsteered (slider_steer)
-        score = e.codec.decode(e.model.decode(z, steer=0.0)[0], tempo=req.tempo)
+        z = ((1 - req.t) * za + req.t * zb)[None]   # codes of real melodies: not a slider position
+        score = e.codec.decode(e.model.decode(z, slider=False)[0], tempo=req.tempo)
     return _done(e, score, req.tempo, t0, t=req.t)
 
 

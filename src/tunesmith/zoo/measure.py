@@ -18,7 +18,8 @@ MEASURES: dict[str, Callable] = {}
 #: allowed |fresh - card| per figure (absolute); figures not listed must match to 1e-6 relative
 TOLERANCE = {"val_loss": 0.01, "val_accuracy": 0.005, "mean_overlap": 0.03, "onset_f1": 0.01,
              "score_nats_per_step": 0.01, "score_bits_per_note": 0.03, "score_accuracy": 0.005,
-             "token_accuracy": 0.01, "attribute_spearman_min": 0.1, "attribute_spearman_new_piece_min": 0.1,
+             "token_accuracy": 0.01, "scale_consistency": 0.01, "attribute_spearman_min": 0.1,
+             "attribute_spearman_new_piece_min": 0.1,
              "in_scale": 0.02, "range_violations": 0.01, "parallels_per_100": 0.5, "voice_overlaps": 0.001,
              "composed_mean_overlap": 0.03, "composed_empty": 0, "nll_erased_random": 0.01,
              "nll_erased_harmonize": 0.01,
@@ -50,6 +51,14 @@ def _overlap(gen, ref) -> float:
     from ..evaluation.report import evaluate
 
     return round(float(evaluate(gen, ref, None, plots=False)["headline"]["mean_overlap_area"]), 4)
+
+
+def _scale_consistency(scores) -> float:
+    """Mean over the pieces of the largest share of notes in any one major / natural minor scale (muspy's
+    scale consistency, as ``tunesmith evaluate`` reports it)."""
+    from ..evaluation.features import NoteBatch, scale_consistency
+
+    return round(float(np.nanmean(scale_consistency(NoteBatch.from_scores(list(scores))))), 4)
 
 
 def _validation(model, cfg) -> dict:
@@ -150,7 +159,8 @@ def _melody_vae(model, codec, cfg, quick: bool = False) -> dict:
     temp = cfg.sample.get("temperature")
     samples = generate(model, codec, n, seed=0, temperature=temp)
     figs = {"onset_f1": round(2 * m / max(na + nb, 1), 4), "token_accuracy": round(float((x == y).mean()), 4),
-            "n_phrases": int(len(x)), "mean_overlap": _overlap(samples, ref)}
+            "n_phrases": int(len(x)), "mean_overlap": _overlap(samples, ref),
+            "scale_consistency": _scale_consistency(samples)}
     sp = attribute_spearman(model, codec, n_bases=2 if quick else 8)
     figs["attribute_spearman_min"] = round(min(v["centre"] for v in sp.values()), 4)
     figs["attribute_spearman"] = {k: v["centre"] for k, v in sp.items()}
