@@ -39,6 +39,9 @@
   with the logits ``(1 - w) l(z, a) + w l(0, a)``, the code's own and those of its attributes alone
   (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of the latent sliders
   too, where the decoder otherwise takes the range from ``z`` and ignores the input.
+* **Key lock** (``key_lock``): new melodies (prior samples, slider positions) are drawn twice with the same
+  noise, the second time with every pitch outside the major (= natural minor) scale the first draw fits best
+  masked (:meth:`key_masks`): a code between the five training keys (transposition -2..+2) mixes them.
 
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
