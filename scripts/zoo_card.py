@@ -102,8 +102,8 @@ CARDS = {
             "(docs/autoencoders.md, \"Steering the slider positions\").",
             "New melodies (prior samples and slider positions) are kept in one key (model.key_lock): each is drawn, "
             "then drawn again with the same noise inside the major (= natural minor) scale that holds most of its "
-            "notes. Without it 8 % of their notes fell outside any one scale (the songs: 0.6 %) and the prior "
-            "samples' mean overlap was 0.870. So a raised leading tone in minor or a chromatic passing note never "
+            "notes, plus the raised leading tone of its minor. Without it 8 % of their notes fell outside any one "
+            "scale (the songs: 0.6 %) and the prior samples' mean overlap was 0.870. So no other chromatic note "
             "comes out of the sampler; reconstructions and interpolations of real melodies are not locked.",
             "Attribute sliders stop at the training phrases' 0.5 % and 99.5 % quantiles; combinations the songs never "
             "have (e.g. many rests at a high note density) decode to whatever the model makes of them.",

@@ -272,11 +272,12 @@ def test_key_masks_keep_the_scale_the_phrase_fits_best():
     ids = lambda pitches: torch.tensor([[VOCAB.index(str(p)) for p in pitches]])  # noqa: E731
     c_major = m.key_masks(ids([60, 62, 64, 65, 67, 69, 71, 72]))[0]
     allowed = {VOCAB[i] for i in range(len(VOCAB)) if c_major[i] == 0}
-    assert allowed == {"/", "_", "r", "60", "62", "64", "65", "67", "69", "71", "72"}
-    # D major (two sharps): F#, C# allowed, F and C not
+    # C major (= A natural minor) and A minor's raised leading tone G# (68)
+    assert allowed == {"/", "_", "r", "60", "62", "64", "65", "67", "68", "69", "71", "72"}
+    # D major (two sharps): F#, C# allowed, F and C not; B minor's leading tone A# (70) too
     d_major = m.key_masks(ids([62, 64, 66, 67, 69, 71, 61, 62]))[0]
     assert {VOCAB[i] for i in range(len(VOCAB)) if d_major[i] == 0} == {"/", "_", "r", "61", "62", "64", "66", "67",
-                                                                         "69", "71"}
+                                                                         "69", "70", "71"}
     # one odd note in a C major phrase: the scale that holds the most notes wins, the odd note is masked
     odd = m.key_masks(ids([60, 64, 67, 72, 64, 60, 63, 60]))[0]
     assert odd[VOCAB.index("63")] == float("-inf") and odd[VOCAB.index("64")] == 0

@@ -40,8 +40,9 @@
   (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of the latent sliders
   too, where the decoder otherwise takes the range from ``z`` and ignores the input.
 * **Key lock** (``key_lock``): new melodies (prior samples, slider positions) are drawn twice with the same
-  noise, the second time with every pitch outside the major (= natural minor) scale the first draw fits best
-  masked (:meth:`key_masks`): a code between the five training keys (transposition -2..+2) mixes them.
+  noise, the second time with every pitch masked that is neither in the major (= natural minor) scale the
+  first draw fits best nor its minor's raised leading tone (:meth:`key_masks`): a code between the five
+  training keys (transposition -2..+2) mixes them.
 
 **Condition labels** (a codec trained with ``data.condition``, CVAE style; docs/conditioning.md "Melody VAE"):
 each kind's label (``<metre=3/4>``, ``<mode=minor>``; one more **null** slot per kind) has an embedding of
@@ -638,10 +639,10 @@ class MelodyVAE(TunesmithModel):
         return out
 
     def key_masks(self, ids: torch.Tensor) -> torch.Tensor:
-        """Phrases (B, L) -> (B, V) logit masks: 0 for the rest, hold and control symbols and the pitches of the
-        major scale (= natural minor) that holds most of the phrase's notes (ties: the lowest tonic from C),
-        -inf for the other pitches. The songs keep 99.4 % of their phrases' notes in such a scale; prior
-        samples kept 92 %."""
+        """Phrases (B, L) -> (B, V) logit masks: 0 for the rest, hold and control symbols, the pitches of the
+        major scale (= natural minor) that holds most of the phrase's notes (ties: the lowest tonic from C) and
+        the raised leading tone of its minor (G# for C major / A minor), -inf for the other pitches. The songs
+        keep 99.4 % of their phrases' notes in one such scale; prior samples kept 92 %."""
         if self._attr_tables is None:
             raise TunesmithError("model.key_lock needs the codec's vocabulary (a model built by tunesmith train)")
         pt = torch.as_tensor(self._attr_tables[0], device=ids.device)
@@ -649,10 +650,12 @@ class MelodyVAE(TunesmithModel):
         major = torch.zeros(12, 12, dtype=torch.bool, device=ids.device)
         for k in range(12):
             major[k, [(k + i) % 12 for i in (0, 2, 4, 5, 7, 9, 11)]] = True
+        allowed = major.clone()
+        allowed[torch.arange(12), (torch.arange(12) + 8) % 12] = True   # the leading tone of the relative minor
         notes = pitch[ids]
         pcs = (notes % 12).clamp(min=0)
         fits = torch.stack([((notes >= 0) & major[k][pcs]).sum(1) for k in range(12)], 1)     # (B, 12)
-        keep = (pitch < 0)[None] | major[fits.argmax(1)][:, pitch.clamp(min=0) % 12]
+        keep = (pitch < 0)[None] | allowed[fits.argmax(1).cpu()].to(ids.device)[:, pitch.clamp(min=0) % 12]
         return torch.where(keep, 0.0, float("-inf"))
 
     def steering_codes(self, z: torch.Tensor) -> torch.Tensor:
