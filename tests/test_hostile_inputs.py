@@ -65,6 +65,27 @@ def test_file_names_that_are_not_utf8_load_like_any_other(tmp_path, capsys):
     assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["generated"]["pieces"] == 4
 
 
+def test_a_piece_written_in_several_formats_is_read_once(tmp_path, capsys):
+    """`tunesmith sample --format mid,abc,musicxml` writes each piece three times; evaluating that folder
+    counted every piece three times."""
+    from tunesmith.data.corpora import load_folder
+    from tunesmith.sampling.notation import write_notation
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    for i in range(2):
+        write_midi(melody(start=0.5 * i), folder / f"sample_{i:03d}.mid")
+        write_notation(melody(start=0.5 * i), folder / f"sample_{i:03d}.abc")
+        write_notation(melody(start=0.5 * i), folder / f"sample_{i:03d}.musicxml")
+    write_notation(melody(), folder / "only_abc.abc")
+    scores = load_folder(folder)
+    assert sorted(s.title for s in scores) == ["only_abc", "sample_000", "sample_001"]
+    assert "4 file(s)" in capsys.readouterr().err      # the .abc and .musicxml twins of the two MIDI files
+    rc, out, err = cli(capsys, "evaluate", folder, "--reference", folder, "--out", tmp_path / "rep")
+    assert rc == 0, err
+    assert json.loads((tmp_path / "rep" / "metrics.json").read_text())["generated"]["pieces"] == 3
+
+
 # ------------------------------------------------------------------------------------------- checkpoints
 GARBLED_CODECS = ['[]', 'null', '"x"', '{"codec": "timestep"}', '{"codec": ["timestep"]}',
                   '{"codec": "timestep", "vocab": 5, "step": 0.25, "seq_len": 16, "target": "all"}',

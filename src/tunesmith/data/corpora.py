@@ -179,8 +179,27 @@ def load_corpus(name: str, refresh: bool = False) -> list[Score]:
     raise TunesmithError(f"unknown dataset {name!r}: use one of {known}, or a path to a folder of music files")
 
 
-def list_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in MIDI_EXT | MUSIC21_EXT)
+#: one piece written in several formats (``tunesmith sample --format mid,abc``) is read from the first of these
+FORMAT_PREFERENCE = (".mid", ".midi", ".musicxml", ".xml", ".mxl", ".abc", ".krn")
+
+
+def list_files(folder: Path, exts=None) -> list[Path]:
+    """The files under ``folder`` with one of ``exts`` (default: the music formats); of music files that differ
+    only in their format (``tune.mid``, ``tune.abc``) the one first in :data:`FORMAT_PREFERENCE`, so a piece
+    written in several formats counts once."""
+    exts = MIDI_EXT | MUSIC21_EXT if exts is None else set(exts)
+    files = sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.suffix.lower() in exts)
+    if not exts <= set(FORMAT_PREFERENCE):
+        return files
+    best: dict[Path, Path] = {}
+    for f in files:
+        key, have = f.with_suffix(""), best.get(f.with_suffix(""))
+        if have is None or FORMAT_PREFERENCE.index(f.suffix.lower()) < FORMAT_PREFERENCE.index(have.suffix.lower()):
+            best[key] = f
+    if len(best) < len(files):
+        _log(f"{len(files) - len(best)} file(s) in {printable(str(folder))} are pieces also written in another format: "
+             f"each piece read once ({', '.join(FORMAT_PREFERENCE[:2])} first)")
+    return sorted(best.values())
 
 
 def load_folder(path: Path, refresh: bool = False) -> list[Score]:

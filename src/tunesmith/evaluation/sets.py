@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.corpora import CORPORA, MIDI_EXT, MUSIC21_EXT, load_corpus, parse_file
+from ..data.corpora import CORPORA, MIDI_EXT, MUSIC21_EXT, list_files, load_corpus, parse_file
 from ..data.notes import Score
 from ..errors import TunesmithError
 
@@ -30,7 +30,8 @@ SUFFIXES = ("train", "val", "raw")
 
 
 def _files(folder: Path, exts: set[str]) -> list[Path]:
-    return sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+    """The files with those extensions under ``folder``; a piece written in several music formats once."""
+    return list_files(folder, exts)
 
 
 def _is_dataset(spec: str) -> bool:
