@@ -296,6 +296,13 @@ def test_key_lock_draws_again_with_the_same_noise_inside_the_first_draws_scale()
     pitch = torch.as_tensor(PT)[locked]
     for row, mask in zip(pitch, m.key_masks(free)):
         assert all(mask[VOCAB.index(str(int(p)))] == 0 for p in row if p >= 0)
+    # a first draw already in its key is kept (the masked draw would be the same): the argmax phrases in key
+    plain = m.decode_ids(z)
+    in_key = (m.key_masks(plain).gather(1, plain) == 0).all(1)
+    assert in_key.any() and not in_key.all()
+    assert torch.equal(m.decode_ids(z[in_key], key_lock=True), plain[in_key])
+    assert torch.equal(m.decode_ids(z[in_key], row_mask=m.key_masks(plain[in_key])), plain[in_key])
+    assert not torch.equal(m.decode_ids(z[~in_key], key_lock=True), plain[~in_key])
     # the generator's draws after a locked decoding are those after one decoding (its state is put back once)
     g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     m.decode_ids(z, 1.5, g1, key_lock=True)

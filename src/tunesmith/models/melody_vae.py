@@ -547,8 +547,8 @@ class MelodyVAE(TunesmithModel):
         ``guidance``: classifier-free guidance, one scale or one per kind (:meth:`guidance_branches`);
         ``shared_noise``: every row draws with the same noise, so equal codes decode alike; ``steer``: attribute
         steering, :meth:`steering_codes`; ``row_mask`` (B, V): added to every step's logits; ``key_lock``: decode
-        twice with the same noise, the second time only in the major / natural minor scale the first draw fits
-        best, :meth:`key_masks`)."""
+        twice with the same noise, the second time only in the key the first draw fits best, :meth:`key_masks`;
+        once when the first draw is in that key already, as the second would be the same)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
         if key_lock:
@@ -557,11 +557,13 @@ class MelodyVAE(TunesmithModel):
             elif temperature is not None:
                 state = torch.random.get_rng_state()
             first = self.decode_ids(z, temperature, generator, labels, guidance, shared_noise, steer, row_mask)
+            keep = self.key_masks(first)
+            if bool((keep.gather(1, first) == 0).all()):   # already in key: the masked draw would be the same
+                return first
             if generator is not None:
                 generator.set_state(state)
             elif temperature is not None:
                 torch.random.set_rng_state(state)
-            keep = self.key_masks(first)
             return self.decode_ids(z, temperature, generator, labels, guidance, shared_noise, steer,
                                    keep if row_mask is None else row_mask + keep)
         B, L = len(z), self.phrase_len
