@@ -11,7 +11,8 @@ attribute-conditioned melody VAE's sliders (docs/autoencoders.md, "Steering the 
 * ``sweep_mean_overlap``: the mean overlap with the held-out phrases of those sweeps' phrases (every other
   position, 280 phrases): how much like the songs the steered positions stay,
 * ``latent_change``: the share of symbols that change between neighbouring positions of latent sliders 1-3
-  (-2..2 in 5 steps): how much the latent sliders still do,
+  (-2..2 in 5 steps): how much the latent sliders still do; ``latent_change_density_1`` the same with the note
+  density slider at +1,
 * ``ms_per_position``: CPU time of one slider position (median of 20, one thread).
 
     OMP_NUM_THREADS=1 python scripts/slider_steer.py zoo:melody-vae-4bar [--weights 0 0.5 0.7 1] [--out FILE.json]
@@ -50,12 +51,12 @@ def new_piece_sweeps(model, codec, bases):
     return {k: round(float(np.mean(v)), 3) for k, v in err.items()}, phrases
 
 
-def latent_change(model) -> float:
+def latent_change(model, attributes=None) -> float:
     out = []
     for i in range(3):
         v = np.zeros((5, model.n_sliders))
         v[:, i] = np.linspace(-2, 2, 5)
-        ids = model.decode(torch.cat([model.slider_z(x.tolist()) for x in v])).numpy()
+        ids = model.decode(torch.cat([model.slider_z(x.tolist(), 1, attributes) for x in v])).numpy()
         out.append(np.mean(ids[1:] != ids[:-1]))
     return round(float(np.mean(out)), 3)
 
@@ -89,16 +90,18 @@ def main() -> None:
                    "off_centre": {k: v["mean_over_bases"] for k, v in sp.items()},
                    "new_piece": {k: v["after_new_piece"] for k, v in sp.items()}, "error": err,
                    "sweep_mean_overlap": _overlap(phrases, ref), "latent_change": latent_change(model),
+                   "latent_change_density_1": latent_change(model, {"note_density": 1.0}),
                    "ms_per_position": round(1000 * float(np.median(ts)), 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     f = lambda d, fmt="{:.2f}": " / ".join(fmt.format(d[k]) for k in ATTRIBUTES)  # noqa: E731
     print("\n| w | from the centre | around it (mean of 8) | after New piece (mean of 8) | error after New piece | "
-          "sweep mean overlap | latent change | ms |")
+          "sweep mean overlap | latent change (density +1) | ms |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['steer']:g} | {f(r['centre'])} | {f(r['off_centre'])} | {f(r['new_piece'])} | "
-              f"{f(r['error'])} | {r['sweep_mean_overlap']:.3f} | {r['latent_change']:.3f} | {r['ms_per_position']} |")
+              f"{f(r['error'])} | {r['sweep_mean_overlap']:.3f} | {r['latent_change']:.3f} "
+              f"({r['latent_change_density_1']:.3f}) | {r['ms_per_position']} |")
     if a.out:
         Path(a.out).write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -93,8 +93,9 @@ CARDS = {
             "Slider positions are decoded by a draw at temperature 0.5 from fixed noise (model.slider_temperature, "
             "slider_seed; argmax decoding from the sliders' centre is a near-constant line that ignores the range and "
             "rests sliders), steered towards their attributes (model.slider_steer 0.7: the logits are 0.3 x the "
-            "code's plus 0.7 x those of its attributes alone, z = 0). So a slider can also change notes its attribute "
-            "does not ask for, and the latent sliders do less than unsteered.",
+            "code's plus 0.7 x those of its attributes alone, z = 0, once an attribute slider is 0.5 sd or more from "
+            "its centre; less before, none at the centre: slider_steer_from). So a slider can also change notes its "
+            "attribute does not ask for, and once an attribute slider has moved the latent sliders do less.",
             "The attribute sliders follow their attribute from the sliders' centre (Spearman {attribute_spearman_min} "
             "or more with the shipped noise, slider_seed 0) and after the page's New piece (8 draws of the latent "
             "sliders: mean Spearman {attribute_spearman_new_piece_min} or more; unsteered, range 0.57). From codes "

@@ -313,3 +313,29 @@ def test_key_lock_draws_again_with_the_same_noise_inside_the_first_draws_scale()
     k.load_state_dict(m.state_dict())
     assert torch.equal(k.decode(z), m.decode_ids(z, key_lock=True))
     assert torch.equal(k.decode(z, slider=False), m.decode_ids(z))
+
+
+def test_steering_grows_as_an_attribute_slider_leaves_its_centre():
+    """``slider_steer_from`` r: the weight is slider_steer x min(1, d / r), d the largest distance of an attribute
+    from the sliders' centre in standard deviations; at the centre the code decodes as unsteered."""
+    torch.manual_seed(0)
+    m = _model(decoder="hierarchical", encoder_pool="bars", slider_steer=0.8, slider_steer_from=0.5).eval()
+    m.latent_mean.copy_(torch.randn(m.latent_dim))
+    m.attr_scale.copy_(torch.tensor([0.5, 1.0, 2.0, 1.0, 1.0]))
+    z = torch.randn(3, m.latent_dim)
+    z[:, 6:] = m.latent_mean[6:]
+    z[1, 6 + 2] += 0.25 * 2.0            # range 0.25 sd from its centre: half the weight
+    z[2, 6 + 0] -= 3 * 0.5               # density 3 sd away: the whole weight
+    w = m.steering_weights(z, 0.8)
+    assert torch.allclose(w[:, 0], torch.tensor([0.0, 0.4, 0.8]))
+    out = m.decode_ids(z, steer=0.8)
+    codes = m.steering_codes(z)
+    with torch.no_grad():
+        own, alone = m.decode_logits(codes[:3], out), m.decode_logits(codes[3:], out)
+    assert torch.equal(((1 - w[:, :, None]) * own + w[:, :, None] * alone).argmax(-1), out)
+    assert torch.equal(out[0], m.decode_ids(z[:1])[0])      # at the centre: as unsteered
+    plain = _model(decoder="hierarchical", encoder_pool="bars", slider_steer=0.8).eval()
+    assert plain.steering_weights(z, 0.8) == 0.8            # r = 0: the same weight everywhere
+    for bad in (-1.0, float("inf")):
+        with pytest.raises(TunesmithError, match="slider_steer_from must be a number from 0 to 10"):
+            _model(slider_steer_from=bad)

@@ -38,7 +38,9 @@
   from the sliders' centre is a near-constant line. ``slider_steer`` w in (0, 1] (attr_condition) decodes
   with the logits ``(1 - w) l(z, a) + w l(0, a)``, the code's own and those of its attributes alone
   (:meth:`steering_codes`), so an attribute slider moves its attribute from any point of the latent sliders
-  too, where the decoder otherwise takes the range from ``z`` and ignores the input.
+  too, where the decoder otherwise takes the range from ``z`` and ignores the input. ``slider_steer_from`` r:
+  w grows from 0 (every attribute slider at its centre: the latent sliders act fully) to ``slider_steer`` once
+  an attribute slider is r standard deviations away (:meth:`steering_weights`).
 * **Key lock** (``key_lock``): new melodies (prior samples, slider positions) are drawn twice with the same
   noise, the second time with every pitch masked that is neither in the major (= natural minor) scale the
   first draw fits best nor its minor's raised leading tone (:meth:`key_masks`): a code between the five
@@ -159,7 +161,7 @@ class MelodyVAE(TunesmithModel):
                  bar_steps: dict | None = None, label_dim: int = 32, label_dropout: float = 0.1,
                  bar_positions: bool = True, label_adversary: float = 0.0, attr_condition: bool = False,
                  attr_adversary: float = 0.0, slider_temperature: float = 0.0, slider_seed: int = 0,
-                 slider_steer: float = 0.0, key_lock: bool = False):
+                 slider_steer: float = 0.0, slider_steer_from: float = 0.0, key_lock: bool = False):
         super().__init__()
         attr_reg, attr_reg_delta = float(attr_reg), float(attr_reg_delta)
         if not (np.isfinite(attr_reg) and attr_reg >= 0):
@@ -193,6 +195,12 @@ class MelodyVAE(TunesmithModel):
             raise TunesmithError(f"model.slider_steer must be a number from 0 (off) to 1, not {slider_steer}")
         if self.slider_steer > 0 and not self.attr_condition:
             raise TunesmithError("model.slider_steer needs model.attr_condition = true (it steers the attribute inputs)")
+        # > 0: the steering weight grows from 0 (every attribute slider at its centre) to slider_steer (one of them
+        # this many standard deviations away or more), so the latent sliders act fully until an attribute moves
+        self.slider_steer_from = float(slider_steer_from)
+        if not (np.isfinite(self.slider_steer_from) and 0 <= self.slider_steer_from <= 10):
+            raise TunesmithError(f"model.slider_steer_from must be a number from 0 to 10 (standard deviations), "
+                                 f"not {slider_steer_from}")
         # new melodies (prior samples, slider positions) stay in one major / natural minor scale (key_masks)
         self.key_lock = bool(key_lock)
         if not (np.isfinite(self.attr_adversary) and self.attr_adversary >= 0):
@@ -580,8 +588,8 @@ class MelodyVAE(TunesmithModel):
                 raise TunesmithError("attribute steering needs a model trained with model.attr_condition = true")
             if not 0 < steer <= 1:
                 raise TunesmithError(f"attribute steering is a weight from 0 to 1, not {steer}")
-            z, coefs = self.steering_codes(z), [1.0 - float(steer), float(steer)]
-            nb = 2
+            w = self.steering_weights(z, float(steer))
+            z, coefs, nb = self.steering_codes(z), [1.0 - w, w], 2
         out = torch.empty(B, L, dtype=torch.long, device=z.device)
         tok = torch.full((nb * B,), self.start_id, dtype=torch.long, device=z.device)
         add = mask = None
@@ -623,7 +631,7 @@ class MelodyVAE(TunesmithModel):
                     logits = self.head(out_t[:, 0]).float()
                 if coefs is not None:
                     lg = logits.reshape(nb, B, -1)
-                    logits = sum(c * lg[i] for i, c in enumerate(coefs) if c != 0.0)
+                    logits = sum(c * lg[i] for i, c in enumerate(coefs) if torch.is_tensor(c) or c != 0.0)
                 if mask is not None:
                     logits = logits + mask
                 if row_mask is not None:
@@ -659,6 +667,15 @@ class MelodyVAE(TunesmithModel):
         fits = torch.stack([((notes >= 0) & major[k][pcs]).sum(1) for k in range(12)], 1)     # (B, 12)
         keep = (pitch < 0)[None] | allowed[fits.argmax(1).cpu()].to(ids.device)[:, pitch.clamp(min=0) % 12]
         return torch.where(keep, 0.0, float("-inf"))
+
+    def steering_weights(self, z: torch.Tensor, steer: float):
+        """The weight of the attributes-alone decoder for each code: ``steer``, or with ``slider_steer_from`` r > 0
+        (B, 1) weights ``steer x min(1, d / r)``, d the largest distance of an attribute input from the sliders'
+        centre in the attribute sliders' standard deviations."""
+        if self.slider_steer_from <= 0:
+            return steer
+        moved = ((z[:, self.z_dim:] - self.latent_mean[self.z_dim:]) / self.attr_scale.clamp(min=1e-6)).abs().amax(1)
+        return steer * (moved / self.slider_steer_from).clamp(max=1.0)[:, None]
 
     def steering_codes(self, z: torch.Tensor) -> torch.Tensor:
         """attr_condition: codes (B, latent) -> (2B, latent) for attribute steering: the codes, and the codes
