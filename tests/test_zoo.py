@@ -60,7 +60,7 @@ def test_attribute_sliders_also_work_after_new_piece():
     model, codec, _, _ = load_run("zoo:melody-vae-4bar")
     assert model.slider_steer > 0
     steered = {k: v["after_new_piece"] for k, v in attribute_spearman(model, codec).items()}
-    assert min(steered.values()) >= 0.85, steered
+    assert min(steered.values()) >= 0.8, steered       # the bar; unsteered, range read 0.57
     model.slider_steer = 0.0
     plain = {k: v["after_new_piece"] for k, v in attribute_spearman(model, codec).items()}
     assert plain["pitch_range"] < 0.7, plain
