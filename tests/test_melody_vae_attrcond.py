@@ -339,3 +339,17 @@ def test_steering_grows_as_an_attribute_slider_leaves_its_centre():
     for bad in (-1.0, float("inf")):
         with pytest.raises(TunesmithError, match="slider_steer_from must be a number from 0 to 10"):
             _model(slider_steer_from=bad)
+
+
+def test_key_lock_without_a_generator_reuses_the_default_generators_noise():
+    torch.manual_seed(0)
+    m = _model(decoder="hierarchical", encoder_pool="bars").eval()
+    z = torch.randn(6, m.latent_dim)
+    torch.manual_seed(11)
+    locked = m.decode_ids(z, 1.5, key_lock=True)
+    after = torch.rand(2)
+    torch.manual_seed(11)
+    free = m.decode_ids(z, 1.5)
+    assert torch.equal(torch.rand(2), after)           # one decoding's worth of draws, as with a generator
+    torch.manual_seed(11)
+    assert torch.equal(locked, m.decode_ids(z, 1.5, row_mask=m.key_masks(free)))

@@ -559,11 +559,12 @@ class MelodyVAE(TunesmithModel):
         once when the first draw is in that key already, as the second would be the same)."""
         if temperature is not None and temperature <= 0:
             raise TunesmithError(f"temperature must be > 0, got {temperature}")
-        if key_lock:
+        if key_lock:   # the second draw reuses the first's noise: the generator's state, or the device's default
+            cuda = z.device.type == "cuda"
             if generator is not None:
                 state = generator.get_state()
             elif temperature is not None:
-                state = torch.random.get_rng_state()
+                state = torch.cuda.get_rng_state(z.device) if cuda else torch.random.get_rng_state()
             first = self.decode_ids(z, temperature, generator, labels, guidance, shared_noise, steer, row_mask)
             keep = self.key_masks(first)
             if bool((keep.gather(1, first) == 0).all()):   # already in key: the masked draw would be the same
@@ -571,7 +572,7 @@ class MelodyVAE(TunesmithModel):
             if generator is not None:
                 generator.set_state(state)
             elif temperature is not None:
-                torch.random.set_rng_state(state)
+                torch.cuda.set_rng_state(state, z.device) if cuda else torch.random.set_rng_state(state)
             return self.decode_ids(z, temperature, generator, labels, guidance, shared_noise, steer,
                                    keep if row_mask is None else row_mask + keep)
         B, L = len(z), self.phrase_len
