@@ -50,7 +50,7 @@ def read_midi(path: str | os.PathLike) -> Score:
     score = Score(cat(pitch, np.int16), cat(start, np.float64), cat(dur, np.float64), cat(vel, np.int16),
                   cat(track, np.int16), tempo=tempo, time_signature=ts, title=printable(path.stem),
                   programs=programs, drum_tracks=tuple(drums))
-    if ends and ends[-1] > float((score.start + score.duration).max(initial=0.0)):
+    if ends and ends[-1] > score.notes_end:
         score.end = ends[-1]      # the trailing rests of a phrase written by write_midi
     return score.sorted()
 
@@ -73,9 +73,8 @@ def write_midi(score: Score, path: str | os.PathLike, tempo: float | None = None
     if score.title:  # MIDI text is latin-1: replace what it cannot hold (e.g. typographic quotes)
         name = score.title[:60].encode("latin-1", "replace").decode("latin-1")
         meta.append(mido.MetaMessage("track_name", name=name, time=0))
-    notes_end = float((score.start + score.duration).max(initial=0.0))
-    if score.end is not None and score.end > notes_end:   # trailing rests: a marker (what read_midi reads back)
-        tick = int(round(score.end * TPQ))                 # and the track's end (what other programs read)
+    if score.end is not None and score.end > score.notes_end:   # trailing rests: a marker (what read_midi reads
+        tick = int(round(score.end * TPQ))                       # back) and the track's end (what others read)
         meta.append(mido.MetaMessage("marker", text=END_MARKER, time=tick))
         meta.append(mido.MetaMessage("end_of_track", time=0))
     mid.tracks.append(meta)

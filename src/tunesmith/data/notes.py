@@ -52,10 +52,14 @@ class Score:
         return len(self.pitch)
 
     @property
+    def notes_end(self) -> float:
+        """The end of the last note in beats (0 without notes), whatever the explicit end says."""
+        return float(np.max(self.start + self.duration)) if len(self) else 0.0
+
+    @property
     def length(self) -> float:
         """Length in beats: the explicit end, or the end of the last note."""
-        last = float(np.max(self.start + self.duration)) if len(self) else 0.0
-        return max(last, self.end or 0.0)
+        return max(self.notes_end, self.end or 0.0)
 
     @property
     def beats_per_bar(self) -> float:

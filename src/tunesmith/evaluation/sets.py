@@ -29,11 +29,6 @@ AUDIO_EXT = {".wav"}
 SUFFIXES = ("train", "val", "raw")
 
 
-def _files(folder: Path, exts: set[str]) -> list[Path]:
-    """The files with those extensions under ``folder``; a piece written in several music formats once."""
-    return list_files(folder, exts)
-
-
 def _is_dataset(spec: str) -> bool:
     base, _, suffix = spec.partition(":")
     return base in CORPORA and (not suffix or suffix in SUFFIXES)
@@ -75,10 +70,10 @@ def resolve(spec: str) -> tuple[str, object]:
             if ext in MIDI_EXT | MUSIC21_EXT:
                 return "files", [p]
             raise TunesmithError(f"{p}: unsupported file type {ext!r} (use a MIDI file or a folder of them)")
-        music = _files(p, MIDI_EXT | MUSIC21_EXT)
+        music = list_files(p)   # a piece written in several formats once
         if music:
             return "files", music
-        wavs = _files(p, AUDIO_EXT)
+        wavs = list_files(p, AUDIO_EXT)
         if wavs:
             return "audio", wavs
         raise TunesmithError(f"no MIDI (.mid .midi), kern/ABC/MusicXML or WAV files in folder {p}")
