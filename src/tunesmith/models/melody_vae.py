@@ -85,6 +85,10 @@ ATTRIBUTE_LABELS = {"note_density": "note density (notes per bar)", "pitch_heigh
 # training phrases (4 bars, transposed +-2), so the decoder sees numbers near unit scale
 ATTR_CENTRE = np.array([4.8, 63.2, 10.0, 0.5, 0.045])
 ATTR_SCALE = np.array([1.5, 3.0, 3.0, 0.19, 0.05])
+# key_lock: the major scale (= natural minor) on each tonic (row) over the 12 pitch classes, and what a locked
+# phrase may play in it: the scale and the raised leading tone of its relative minor (G# for C major / A minor)
+MAJOR_SCALES = np.array([[(pc - k) % 12 in (0, 2, 4, 5, 7, 9, 11) for pc in range(12)] for k in range(12)])
+KEY_LOCK_PITCHES = MAJOR_SCALES | np.array([[(pc - k) % 12 == 8 for pc in range(12)] for k in range(12)])
 
 
 def phrase_attributes(ids: np.ndarray, pitch_table: np.ndarray, steps_per_bar: int = 16,
@@ -302,6 +306,10 @@ class MelodyVAE(TunesmithModel):
                            dropout=dropout if dec_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(dec_hidden, V)
+        if self._attr_tables is not None:   # each output symbol's MIDI pitch (-1: rest, hold, control), for key_masks
+            pitch = np.full(V, -1)
+            pitch[: min(V, len(self._attr_tables[0]))] = self._attr_tables[0][:V]
+            self.register_buffer("symbol_pitch", torch.as_tensor(pitch, dtype=torch.long), persistent=False)
         # sliders and attribute vectors, filled by on_checkpoint and saved with the weights
         self.register_buffer("latent_mean", torch.zeros(code))
         self.register_buffer("latent_std", torch.ones(code))
@@ -656,17 +664,13 @@ class MelodyVAE(TunesmithModel):
         keep 99.4 % of their phrases' notes in one such scale; prior samples kept 92 %."""
         if self._attr_tables is None:
             raise TunesmithError("model.key_lock needs the codec's vocabulary (a model built by tunesmith train)")
-        pt = torch.as_tensor(self._attr_tables[0], device=ids.device)
-        pitch = torch.cat([pt, torch.full((self.vocab_size - len(pt),), -1, device=ids.device)])[: self.vocab_size]
-        major = torch.zeros(12, 12, dtype=torch.bool, device=ids.device)
-        for k in range(12):
-            major[k, [(k + i) % 12 for i in (0, 2, 4, 5, 7, 9, 11)]] = True
-        allowed = major.clone()
-        allowed[torch.arange(12), (torch.arange(12) + 8) % 12] = True   # the leading tone of the relative minor
+        pitch = self.symbol_pitch                                  # (V,) MIDI pitch of each symbol, -1 for others
         notes = pitch[ids]
-        pcs = (notes % 12).clamp(min=0)
-        fits = torch.stack([((notes >= 0) & major[k][pcs]).sum(1) for k in range(12)], 1)     # (B, 12)
-        keep = (pitch < 0)[None] | allowed[fits.argmax(1).cpu()].to(ids.device)[:, pitch.clamp(min=0) % 12]
+        counts = F.one_hot((notes % 12).clamp(min=0), 12).mul((notes >= 0)[..., None]).sum(1)   # (B, 12) classes
+        scales = torch.as_tensor(MAJOR_SCALES, dtype=torch.float32, device=ids.device)
+        key = (counts.float() @ scales.T).argmax(1)                # the scale holding most notes (ties: lowest)
+        allowed = torch.as_tensor(KEY_LOCK_PITCHES, device=ids.device)[key]                     # (B, 12)
+        keep = (pitch < 0)[None] | allowed[:, pitch.clamp(min=0) % 12]
         return torch.where(keep, 0.0, float("-inf"))
 
     def steering_weights(self, z: torch.Tensor, steer: float):
